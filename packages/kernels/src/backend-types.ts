@@ -1,12 +1,31 @@
-import type { DType, Tensor } from './types.js'
+import type { DType, RopeStyle, Tensor } from './types.js'
 
 /** Ops a backend may implement. The model code asks the registry for each; the CPU reference has them all. */
 export type OpName = 'matmul' | 'rmsNorm' | 'rope' | 'attention' | 'swiglu' | 'add'
 
 /** What an op is asked to do, for capability checks. */
 export interface OpDesc {
-  /** weight dtype for matmul */
+  /** weight dtype (matmul) */
   dtype?: DType
-  /** rows/cols of a matmul weight, T tokens, head dims ... whatever the backend needs to decide */
+  /** op-specific sizes: matmul [rows, cols], attention [nHeads, nKvHeads, headDim], others [n] */
   shape?: number[]
 }
+
+/**
+ * The op set of one compute backend. Arguments follow the CPU reference in ops/reference.ts, which defines the
+ * semantics; a backend only has to implement the ops it claims in `supportsOp`.
+ */
+export interface Backend {
+  readonly name: string
+  supportsOp: (op: OpName, desc: OpDesc) => boolean
+  matmul?: (out: Float32Array, w: Tensor, x: Float32Array, T: number, bias?: Float32Array) => void
+  rmsNorm?: (out: Float32Array, x: Float32Array, weight: Float32Array, T: number, dim: number, eps: number) => void
+  rope?: (x: Float32Array, T: number, nHeads: number, headDim: number, startPos: number, invFreqs: Float64Array, style: RopeStyle) => void
+  attention?: (out: Float32Array, q: Float32Array, kCache: Float32Array, vCache: Float32Array, T: number,
+    startPos: number, nHeads: number, nKvHeads: number, headDim: number) => void
+  swiglu?: (out: Float32Array, gate: Float32Array, up: Float32Array, n: number) => void
+  add?: (out: Float32Array, a: Float32Array, b: Float32Array, n: number) => void
+}
+
+/** The dispatched op set the model code calls: every op present. */
+export type Ops = Required<Pick<Backend, 'matmul' | 'rmsNorm' | 'rope' | 'attention' | 'swiglu' | 'add'>>
