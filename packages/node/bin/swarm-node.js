@@ -1,0 +1,3 @@
+#!/usr/bin/env node
+// the `swarm-node` executable: a committed shim so package managers can link it before the first build
+import '../dist/cli.js'
