@@ -1,0 +1,114 @@
+/** `swarm bench`: load time, prefill and greedy decode throughput, peak memory of one model in this process. */
+import { argmax, createRandom } from '@swarm/kernels'
+import { ContextOverflowError } from '../errors.js'
+import { integerFlag, parseFlags, requireString } from './args.js'
+import { loadWeights, modelBytes, openSource } from './model.js'
+import type { CommandContext } from './context.js'
+
+export const DEFAULT_BENCH_PROMPT_TOKENS = 128
+export const DEFAULT_BENCH_GEN_TOKENS = 64
+/** seed of the pseudo-random prompt ids, fixed so every run (and every engine) sees the same prompt */
+const PROMPT_SEED = 1234
+
+export const benchHelp = `Usage: swarm bench --model PATH [options]
+
+Loads the model, runs a prefill of pseudo-random prompt ids (the same ids on every run), then greedy-decodes,
+and prints load time, prefill and decode tokens/s and peak RSS.
+
+Options:
+  --model PATH          GGUF file or Hugging Face model directory
+  --threads N           worker threads for backends that use them
+  --prompt-tokens P     prompt length (default ${DEFAULT_BENCH_PROMPT_TOKENS})
+  --gen-tokens G        tokens to decode (default ${DEFAULT_BENCH_GEN_TOKENS})
+  --json                print {model, threads, promptTokens, genTokens, loadMs, prefillTokensPerSecond,
+                        decodeTokensPerSecond, peakRssBytes, fileBytes}
+  -h, --help            show this help
+`
+
+export interface BenchResult {
+  model: string
+  /** the --threads value, or null when the backend's default was used */
+  threads: number | null
+  promptTokens: number
+  genTokens: number
+  loadMs: number
+  prefillTokensPerSecond: number
+  decodeTokensPerSecond: number
+  /** peak resident set size of this process */
+  peakRssBytes: number
+  /** bytes of the model file (or of every file of a model directory) */
+  fileBytes: number
+}
+
+/** `count` ids in [0, vocabSize), the same for a given count and vocabulary */
+export function benchPromptIds (count: number, vocabSize: number): number[] {
+  const random = createRandom(PROMPT_SEED)
+  return Array.from({ length: count }, () => Math.floor(random() * vocabSize))
+}
+
+export async function benchCommand (args: string[], ctx: CommandContext): Promise<void> {
+  const values = parseFlags('swarm bench', args, {
+    model: { type: 'string' },
+    threads: { type: 'string' },
+    'prompt-tokens': { type: 'string' },
+    'gen-tokens': { type: 'string' },
+    json: { type: 'boolean' }
+  })
+  if (values.help === true) {
+    ctx.stdout(benchHelp)
+    return
+  }
+  const modelPath = requireString(values, 'model')
+  const threads = integerFlag(values, 'threads', 1)
+  const promptTokens = integerFlag(values, 'prompt-tokens', 1) ?? DEFAULT_BENCH_PROMPT_TOKENS
+  const genTokens = integerFlag(values, 'gen-tokens', 1) ?? DEFAULT_BENCH_GEN_TOKENS
+  const json = values.json === true
+
+  const source = await openSource(modelPath, ctx.signal)
+  try {
+    const { contextLength, vocabSize } = source.config
+    if (promptTokens + genTokens > contextLength) {
+      throw new ContextOverflowError(`${promptTokens} prompt + ${genTokens} generated tokens exceed the model's context length of ${contextLength}`)
+    }
+    if (!json) ctx.stderr(`loading ${modelPath} ...\n`)
+    const { model, loadMs } = await loadWeights(source, { signal: ctx.signal, threads })
+    const session = model.createSession(promptTokens + genTokens)
+
+    let started = performance.now()
+    let next = argmax(session.forward(benchPromptIds(promptTokens, vocabSize)))
+    const prefillMs = performance.now() - started
+    started = performance.now()
+    for (let i = 0; i < genTokens; i++) {
+      ctx.signal.throwIfAborted()
+      next = argmax(session.forward([next]))
+    }
+    const decodeMs = performance.now() - started
+
+    const result: BenchResult = {
+      model: modelPath,
+      threads: threads ?? null,
+      promptTokens,
+      genTokens,
+      loadMs,
+      prefillTokensPerSecond: promptTokens / (prefillMs / 1000),
+      decodeTokensPerSecond: genTokens / (decodeMs / 1000),
+      peakRssBytes: process.resourceUsage().maxRSS * 1024,
+      fileBytes: await modelBytes(modelPath)
+    }
+    if (json) {
+      ctx.stdout(JSON.stringify(result) + '\n')
+    } else {
+      const mib = (n: number): string => (n / 2 ** 20).toFixed(1) + ' MiB'
+      ctx.stdout([
+        `model     ${modelPath} (${mib(result.fileBytes)}, ${source.config.architecture}, ${source.config.nLayers} layers)`,
+        `threads   ${threads ?? 'default'}`,
+        `load      ${loadMs.toFixed(0)} ms`,
+        `prefill   ${promptTokens} tokens, ${result.prefillTokensPerSecond.toFixed(1)} tokens/s`,
+        `decode    ${genTokens} tokens, ${result.decodeTokensPerSecond.toFixed(1)} tokens/s`,
+        `peak RSS  ${mib(result.peakRssBytes)}`
+      ].join('\n') + '\n')
+    }
+  } finally {
+    await source.close()
+  }
+}

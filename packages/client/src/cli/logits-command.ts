@@ -1,0 +1,62 @@
+/** `swarm logits`: the model's logits at every position of a token sequence, for exact-match checks. */
+import { ContextOverflowError } from '../errors.js'
+import { integerFlag, parseFlags, requireString, tokenListFlag } from './args.js'
+import { loadWeights, openSource } from './model.js'
+import type { CommandContext } from './context.js'
+
+export const logitsHelp = `Usage: swarm logits --model PATH --tokens 1,2,3 [--json]
+
+Runs the model over the token ids from position 0 and prints {"logits": [[vocab floats of position 0], ...]}:
+the full vocabulary at every position. Each float32 is printed as the shortest decimal of its double value, so
+parsing it and rounding to float32 gives back the exact value. The output is JSON with or without --json.
+
+Options:
+  --model PATH      GGUF file or Hugging Face model directory
+  --tokens IDS      comma-separated token ids
+  --threads N       worker threads for backends that use them
+  --json            JSON output (the default and only format)
+  -h, --help        show this help
+`
+
+/** The token ids are not valid for the model. */
+export class TokenOutOfRangeError extends RangeError {
+  constructor (message: string) {
+    super(message)
+    this.name = 'TokenOutOfRangeError'
+  }
+}
+
+export async function logitsCommand (args: string[], ctx: CommandContext): Promise<void> {
+  const values = parseFlags('swarm logits', args, {
+    model: { type: 'string' },
+    tokens: { type: 'string' },
+    threads: { type: 'string' },
+    json: { type: 'boolean' }
+  })
+  if (values.help === true) {
+    ctx.stdout(logitsHelp)
+    return
+  }
+  const modelPath = requireString(values, 'model')
+  const tokens = tokenListFlag(values, 'tokens')
+  const threads = integerFlag(values, 'threads', 1)
+
+  const source = await openSource(modelPath, ctx.signal)
+  try {
+    const { vocabSize, contextLength } = source.config
+    const bad = tokens.find(id => id >= vocabSize)
+    if (bad !== undefined) throw new TokenOutOfRangeError(`token id ${bad} is out of range [0, ${vocabSize})`)
+    if (tokens.length > contextLength) {
+      throw new ContextOverflowError(`${tokens.length} tokens exceed the model's context length of ${contextLength}`)
+    }
+    const { model } = await loadWeights(source, { signal: ctx.signal, threads })
+    const logits = model.createSession(tokens.length).forward(tokens, { allLogits: true })
+    const rows: string[] = []
+    for (let t = 0; t < tokens.length; t++) {
+      rows.push(JSON.stringify(Array.from(logits.subarray(t * vocabSize, (t + 1) * vocabSize))))
+    }
+    ctx.stdout(`{"logits":[${rows.join(',')}]}\n`)
+  } finally {
+    await source.close()
+  }
+}

@@ -1,0 +1,195 @@
+import { MAX_ERROR_MESSAGE_LENGTH, MAX_FRAME_BYTES, MAX_SESSION_LENGTH } from './constants.js'
+import { type BlockRange, expectBlockRange, expectModelId, expectSessionId } from './common.js'
+import { errorToWire, InvalidTensorError, MalformedMessageError } from './errors.js'
+import { expectInt, expectObject, expectOneOf, expectString, field, type Fields, optional } from './fields.js'
+import { packValue, unpackValue } from './msgpack.js'
+import { type TensorLimits, validateWireTensor, WIRE_DTYPES, type WireDtype, type WireTensor } from './tensor.js'
+
+// Inference session protocol (INFERENCE_PROTOCOL), one stream per span session:
+//   client -> node: open, then step* (each answered by result or error), then close
+//   node -> client: opened | result | error
+// Forward compatibility: unknown extra fields are tolerated and dropped; known fields of the wrong type or out of
+// bounds, and unknown `type`s, are rejected. Parsed messages are fresh objects holding only known fields.
+
+/** Opens a span session: the node allocates KV cache for maxLength tokens of blocks [start, end). */
+export interface OpenMessage {
+  type: 'open'
+  /** 16 random bytes, hex (newSessionId()). */
+  sessionId: string
+  modelId: string
+  blocks: BlockRange
+  /** Most tokens this session will ever hold (prompt + generated); the node reserves this much cache. */
+  maxLength: number
+  /** dtype the node should send results in; default: the dtype of each step's input. */
+  dtype?: WireDtype
+}
+
+/** One forward step through the span. */
+export interface StepMessage {
+  type: 'step'
+  /** Monotonic per session, starting at 0; echoed in the result or error. */
+  stepId: number
+  /** Hidden states [T, hidden] or [B, T, hidden], T >= 1. */
+  hidden: WireTensor
+  /** Absolute position of the first of the T tokens; must equal the session's cache length (after startFrom). */
+  position: number
+  /**
+   * Rewind the KV cache to this many tokens before the step (replay, regeneration). Must equal `position`:
+   * without it a step behind the cache is an out-of-order error, so a duplicated step is never applied twice.
+   */
+  startFrom?: number
+}
+
+/** Ends the session; the node frees its cache and closes the stream. */
+export interface CloseMessage {
+  type: 'close'
+}
+
+export type ClientMessage = OpenMessage | StepMessage | CloseMessage
+
+/** Session accepted. */
+export interface OpenedMessage {
+  type: 'opened'
+  sessionId: string
+  /** Cache tokens the node still has free after this reservation. */
+  cacheTokensLeft: number
+}
+
+/** Output hidden states of one step, same shape as its input. */
+export interface ResultMessage {
+  type: 'result'
+  stepId: number
+  hidden: WireTensor
+}
+
+/** A typed failure; the stream stays usable unless the node closes it. */
+export interface ErrorMessage {
+  type: 'error'
+  /** An ErrorCode; unknown codes from newer peers map to InternalError in errorFromWire. */
+  code: string
+  message: string
+  /** The step that failed, when the error answers a step. */
+  stepId?: number
+}
+
+export type NodeMessage = OpenedMessage | ResultMessage | ErrorMessage
+
+export interface MessageLimits extends TensorLimits {
+  /** Largest frame, bytes (default MAX_FRAME_BYTES). */
+  maxFrameBytes?: number
+}
+
+const CLIENT_TYPES = ['open', 'step', 'close'] as const
+const NODE_TYPES = ['opened', 'result', 'error'] as const
+const ERROR_CODE_PATTERN = /^[a-z][a-z0-9-]*$/
+
+/** Decodes and validates a client -> node frame. Throws MalformedMessageError, FrameTooLargeError or InvalidTensorError. */
+export function parseClientMessage (bytes: Uint8Array, limits: MessageLimits = {}): ClientMessage {
+  return validateClientMessage(unpackValue(bytes, { maxBytes: limits.maxFrameBytes }), limits)
+}
+
+/** Decodes and validates a node -> client frame. */
+export function parseNodeMessage (bytes: Uint8Array, limits: MessageLimits = {}): NodeMessage {
+  return validateNodeMessage(unpackValue(bytes, { maxBytes: limits.maxFrameBytes }), limits)
+}
+
+/** Validates and encodes a client -> node message. */
+export function encodeClientMessage (message: ClientMessage, limits: MessageLimits = {}): Uint8Array {
+  return packValue(validateClientMessage(message, limits), limits.maxFrameBytes ?? MAX_FRAME_BYTES)
+}
+
+/** Validates and encodes a node -> client message. */
+export function encodeNodeMessage (message: NodeMessage, limits: MessageLimits = {}): Uint8Array {
+  return packValue(validateNodeMessage(message, limits), limits.maxFrameBytes ?? MAX_FRAME_BYTES)
+}
+
+/** The error message for any thrown value (typed errors keep their code). */
+export function errorMessage (err: unknown, stepId?: number): ErrorMessage {
+  const wire = errorToWire(err)
+  return stepId === undefined ? { type: 'error', ...wire } : { type: 'error', ...wire, stepId }
+}
+
+export function validateClientMessage (value: unknown, limits: TensorLimits = {}): ClientMessage {
+  const obj = expectObject(value, 'message')
+  const type = expectOneOf(field(obj, 'type'), 'message.type', CLIENT_TYPES)
+  switch (type) {
+    case 'open': return validateOpen(obj)
+    case 'step': return validateStep(obj, limits)
+    case 'close': return { type: 'close' }
+  }
+}
+
+export function validateNodeMessage (value: unknown, limits: TensorLimits = {}): NodeMessage {
+  const obj = expectObject(value, 'message')
+  const type = expectOneOf(field(obj, 'type'), 'message.type', NODE_TYPES)
+  switch (type) {
+    case 'opened':
+      return {
+        type,
+        sessionId: expectSessionId(field(obj, 'sessionId'), 'opened.sessionId'),
+        cacheTokensLeft: expectInt(field(obj, 'cacheTokensLeft'), 'opened.cacheTokensLeft', 0)
+      }
+    case 'result':
+      return {
+        type,
+        stepId: expectInt(field(obj, 'stepId'), 'result.stepId', 0),
+        hidden: validateHidden(field(obj, 'hidden'), 'result.hidden', limits)
+      }
+    case 'error': {
+      const message: ErrorMessage = {
+        type,
+        code: expectString(field(obj, 'code'), 'error.code', 64, ERROR_CODE_PATTERN),
+        message: expectString(field(obj, 'message'), 'error.message', MAX_ERROR_MESSAGE_LENGTH)
+      }
+      const stepId = optional(field(obj, 'stepId'), v => expectInt(v, 'error.stepId', 0))
+      if (stepId !== undefined) message.stepId = stepId
+      return message
+    }
+  }
+}
+
+function validateOpen (obj: Fields): OpenMessage {
+  const message: OpenMessage = {
+    type: 'open',
+    sessionId: expectSessionId(field(obj, 'sessionId'), 'open.sessionId'),
+    modelId: expectModelId(field(obj, 'modelId'), 'open.modelId'),
+    blocks: expectBlockRange(field(obj, 'blocks'), 'open.blocks'),
+    maxLength: expectInt(field(obj, 'maxLength'), 'open.maxLength', 1, MAX_SESSION_LENGTH)
+  }
+  const dtype = optional(field(obj, 'dtype'), v => expectOneOf(v, 'open.dtype', WIRE_DTYPES))
+  if (dtype !== undefined) message.dtype = dtype
+  return message
+}
+
+function validateStep (obj: Fields, limits: TensorLimits): StepMessage {
+  const message: StepMessage = {
+    type: 'step',
+    stepId: expectInt(field(obj, 'stepId'), 'step.stepId', 0),
+    hidden: validateHidden(field(obj, 'hidden'), 'step.hidden', limits),
+    position: expectInt(field(obj, 'position'), 'step.position', 0, MAX_SESSION_LENGTH)
+  }
+  const startFrom = optional(field(obj, 'startFrom'), v => expectInt(v, 'step.startFrom', 0, MAX_SESSION_LENGTH))
+  if (startFrom !== undefined) {
+    if (startFrom !== message.position) {
+      throw new MalformedMessageError(`step.startFrom ${startFrom} differs from step.position ${message.position}`)
+    }
+    message.startFrom = startFrom
+  }
+  return message
+}
+
+/** Hidden states: rank 2 [T, hidden] or 3 [B, T, hidden], every dimension >= 1. */
+function validateHidden (value: unknown, path: string, limits: TensorLimits): WireTensor {
+  let tensor: WireTensor
+  try {
+    tensor = validateWireTensor(value, limits)
+  } catch (err) {
+    throw new InvalidTensorError(`${path}: ${(err as Error).message}`, { cause: err })
+  }
+  const { shape } = tensor
+  if (shape.length !== 2 && shape.length !== 3) {
+    throw new InvalidTensorError(`${path} must be [T, hidden] or [B, T, hidden], got [${shape.join(', ')}]`)
+  }
+  if (shape.some(d => d === 0)) throw new InvalidTensorError(`${path} has an empty dimension: [${shape.join(', ')}]`)
+  return tensor
+}
