@@ -54,16 +54,35 @@ export class BlockStack {
     return new BlockStack(source.config, start, end, blocks, invFreqs, options.ops ?? defaultRegistry.ops())
   }
 
-  /** a fresh KV cache for one session of at most `maxLength` positions */
-  createCache (maxLength: number): KvCache {
-    return new KvCache(this.blocks.length, maxLength, this.config.nKvHeads * this.config.headDim)
+  /**
+   * A fresh KV cache for one session of at most `maxLength` positions, over blocks [range.start, range.end) of
+   * this stack (default: all of them). A swarm route may enter a node's range in the middle.
+   */
+  createCache (maxLength: number, range: { start: number, end: number } = this): KvCache {
+    this.checkRange(range)
+    return new KvCache(range.end - range.start, maxLength, this.config.nKvHeads * this.config.headDim)
   }
 
-  /** runs hidden states [T, dim] through the blocks at the cache's next positions; returns new hidden states */
-  forward (cache: KvCache, hidden: Float32Array, T: number): Float32Array {
+  /**
+   * Runs hidden states [T, dim] through blocks [range.start, range.end) (default: all) at the cache's next
+   * positions; returns new hidden states. The cache must have been created for the same range.
+   */
+  forward (cache: KvCache, hidden: Float32Array, T: number, range: { start: number, end: number } = this): Float32Array {
+    this.checkRange(range)
+    if (cache.keys.length !== range.end - range.start) {
+      throw new Error(`the cache holds ${cache.keys.length} blocks, the range [${range.start}, ${range.end}) has ${range.end - range.start}`)
+    }
     const x = Float32Array.from(hidden)
-    forwardBlocks(this.ops, this.config, this.blocks, cache, x, T, this.invFreqs)
+    const blocks = this.blocks.slice(range.start - this.start, range.end - this.start)
+    forwardBlocks(this.ops, this.config, blocks, cache, x, T, this.invFreqs)
     return x
+  }
+
+  private checkRange (range: { start: number, end: number }): void {
+    const { start, end } = range
+    if (!Number.isInteger(start) || !Number.isInteger(end) || start < this.start || end > this.end || start >= end) {
+      throw new Error(`block range [${start}, ${end}) is not inside the loaded blocks [${this.start}, ${this.end})`)
+    }
   }
 }
 
