@@ -23,3 +23,39 @@ export class EmptyPromptError extends Error {
     this.name = 'EmptyPromptError'
   }
 }
+
+/** No server in the swarm covers some blocks of the model; `missing` lists them as [start, end) ranges. */
+export class MissingBlocksError extends Error {
+  readonly missing: Array<[number, number]>
+  constructor (message: string, missing: Array<[number, number]>, options?: ErrorOptions) {
+    super(message, options)
+    this.name = 'MissingBlocksError'
+    this.missing = missing
+  }
+}
+
+/** A server of a route failed (stream error, EOF, deadline, typed error from the node). */
+export class SpanFailedError extends Error {
+  readonly peerId: string
+  constructor (message: string, peerId: string, options?: ErrorOptions) {
+    super(message, options)
+    this.name = 'SpanFailedError'
+    this.peerId = peerId
+  }
+}
+
+/** Failover gave up: the retry policy was exhausted. */
+export class RetriesExhaustedError extends Error {
+  constructor (message: string, options?: ErrorOptions) {
+    super(message, options)
+    this.name = 'RetriesExhaustedError'
+  }
+}
+
+/** A session or model was used after close(). */
+export class ClosedError extends Error {
+  constructor (message: string, options?: ErrorOptions) {
+    super(message, options)
+    this.name = 'ClosedError'
+  }
+}

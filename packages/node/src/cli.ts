@@ -6,6 +6,7 @@
 import { parseArgs } from 'node:util'
 import { openModel } from '@swarm/kernels'
 import { blockTensors, parseBlockRange, InvalidBlockRangeError } from './inspect.js'
+import { dht, dhtHelp, serve, serveHelp } from './serve-command.js'
 
 class UsageError extends Error {
   constructor (message: string) {
@@ -19,9 +20,10 @@ const help = `Usage: swarm-node <command> [options]
 A node of the swarm: loads a contiguous range of transformer blocks of one model and serves them.
 
 Commands:
+  serve       serve a range of transformer blocks to the swarm
+  dht         run a DHT-only bootstrap peer
   inspect     print the model config and the tensors (and bytes) a node serving a block range would load
 
-Serving blocks ('serve') and running a DHT bootstrap node ('dht') are not implemented yet.
 Run 'swarm-node <command> --help' for the options of a command.
 Environment: SWARM_DEBUG=1 prints stack traces of errors.
 `
@@ -80,6 +82,78 @@ async function inspect (args: string[]): Promise<void> {
   }
 }
 
+// replaced by the embedded default model once it lands (issue 6)
+function defaultModelPath (): string {
+  throw new UsageError('--model is required')
+}
+
+function positiveInt (values: Record<string, unknown>, name: string, min = 1): number | undefined {
+  const text = values[name]
+  if (text === undefined) return undefined
+  const n = Number(text)
+  if (typeof text !== 'string' || !/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < min) throw new UsageError(`--${name} must be an integer >= ${min}, got '${String(text)}'`)
+  return n
+}
+
+const networkOptions = {
+  listen: { type: 'string', multiple: true },
+  bootstrap: { type: 'string', multiple: true },
+  key: { type: 'string' },
+  'swarm-key': { type: 'string' },
+  json: { type: 'boolean' }
+} as const
+
+async function serveCommand (args: string[]): Promise<void> {
+  const values = parse('swarm-node serve', args, {
+    ...networkOptions,
+    model: { type: 'string' },
+    blocks: { type: 'string' },
+    'allow-peers': { type: 'string' },
+    'max-sessions': { type: 'string' },
+    'cache-tokens': { type: 'string' },
+    'session-timeout': { type: 'string' },
+    threads: { type: 'string' }
+  })
+  if (values.help === true) {
+    process.stdout.write(serveHelp)
+    return
+  }
+  const model = typeof values.model === 'string' && values.model !== '' ? values.model : defaultModelPath()
+  const range = typeof values.blocks === 'string' ? parseBlockRangeFlag(values.blocks) : undefined
+  await serve({
+    model,
+    blocks: range === undefined ? undefined : [range.start, range.end],
+    listen: (values.listen as string[] | undefined) ?? [],
+    bootstrap: (values.bootstrap as string[] | undefined) ?? [],
+    key: values.key as string | undefined,
+    swarmKey: values['swarm-key'] as string | undefined,
+    allowPeers: values['allow-peers'] as string | undefined,
+    maxSessions: positiveInt(values, 'max-sessions'),
+    cacheTokens: positiveInt(values, 'cache-tokens'),
+    sessionTimeoutS: positiveInt(values, 'session-timeout'),
+    threads: positiveInt(values, 'threads'),
+    json: values.json === true
+  }, async path => {
+    const source = await openModel(path)
+    try { return source.config.nLayers } finally { await source.close() }
+  })
+}
+
+async function dhtCommand (args: string[]): Promise<void> {
+  const values = parse('swarm-node dht', args, networkOptions)
+  if (values.help === true) {
+    process.stdout.write(dhtHelp)
+    return
+  }
+  await dht({
+    listen: (values.listen as string[] | undefined) ?? [],
+    bootstrap: (values.bootstrap as string[] | undefined) ?? [],
+    key: values.key as string | undefined,
+    swarmKey: values['swarm-key'] as string | undefined,
+    json: values.json === true
+  })
+}
+
 function parseBlockRangeFlag (text: string): { start: number, end: number } {
   try {
     return parseBlockRange(text)
@@ -93,14 +167,22 @@ async function main (argv: string[]): Promise<number> {
   const [name, ...args] = argv
   try {
     if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-      process.stdout.write(name === 'help' && args[0] === 'inspect' ? inspectHelp : help)
+      const helps: Record<string, string> = { inspect: inspectHelp, serve: serveHelp, dht: dhtHelp }
+      process.stdout.write(name === 'help' && args[0] !== undefined && helps[args[0]] !== undefined ? helps[args[0]] : help)
       return 0
     }
     if (name === 'inspect') {
       await inspect(args)
       return 0
     }
-    if (name === 'serve' || name === 'dht') throw new UsageError(`'${name}' is not implemented yet (see swarm-node --help)`)
+    if (name === 'serve') {
+      await serveCommand(args)
+      return 0
+    }
+    if (name === 'dht') {
+      await dhtCommand(args)
+      return 0
+    }
     throw new UsageError(name.startsWith('-') ? `unknown option ${name} (see swarm-node --help)` : `unknown command '${name}' (see swarm-node --help)`)
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error)

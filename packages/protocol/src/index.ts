@@ -52,3 +52,7 @@ export {
   recordSelectors
 } from './record.js'
 export { type WeightsManifestEntry, type ModelIdentity, computeModelId, modelCid, canonicalJson } from './model-id.js'
+export {
+  type SwarmHost, type SwarmHostOptions, type SwarmServices, DEFAULT_PING_INTERVAL_MS, createSwarmHost, dialBootstrap,
+  BootstrapError, parseSwarmKey
+} from './host.js'

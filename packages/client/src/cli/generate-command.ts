@@ -1,9 +1,12 @@
-/** `swarm generate`: text generation, in this process (--local); the swarm path comes with --bootstrap later. */
+/** `swarm generate`: text generation, in this process (--local) or through the swarm (--bootstrap). */
 import { ContextOverflowError } from '../errors.js'
 import { DEFAULT_MAX_TOKENS, encodePrompt, runGeneration } from '../generate.js'
 import { integerFlag, numberFlag, parseFlags, requireString, UsageError } from './args.js'
 import { loadLocalModel } from './model.js'
 import type { CommandContext } from './context.js'
+import { swarmFlags, swarmFlagsHelp, targetOf, withSwarmModel } from './swarm-target.js'
+import type { GenerationDefaults, Tokenizer } from '@swarm/kernels'
+import type { Runner } from '../generate.js'
 
 /** sampling defaults when the model files declare none: greedy, with top-k/top-p ready for --temperature > 0 */
 export const DEFAULT_TEMPERATURE = 0
@@ -11,14 +14,14 @@ export const DEFAULT_TOP_K = 40
 export const DEFAULT_TOP_P = 0.95
 export const DEFAULT_REPETITION_PENALTY = 1
 
-export const generateHelp = `Usage: swarm generate --local --model PATH --prompt TEXT [options]
+export const generateHelp = `Usage: swarm generate (--local | --bootstrap MULTIADDR) --model PATH --prompt TEXT [options]
 
-Generates text after a prompt and streams it to stdout.
+Generates text after a prompt and streams it to stdout. With --bootstrap the client loads only the embeddings,
+final norm and LM head of the model file and runs every transformer block on the swarm's nodes.
 
 Options:
-  --local                   run the whole model in this process (required for now: generating over the swarm
-                            needs --bootstrap, which is not implemented yet)
-  --model PATH              GGUF file or Hugging Face model directory
+  --local                   run the whole model in this process
+${swarmFlagsHelp}  --model PATH              GGUF file or Hugging Face model directory
   --prompt TEXT             the prompt
   --max-tokens N            most tokens to generate (default ${DEFAULT_MAX_TOKENS})
   --temperature T           0 = greedy (default: the model's generation config, else ${DEFAULT_TEMPERATURE})
@@ -50,15 +53,14 @@ export async function generateCommand (args: string[], ctx: CommandContext): Pro
     chat: { type: 'boolean' },
     context: { type: 'string' },
     threads: { type: 'string' },
-    json: { type: 'boolean' }
+    json: { type: 'boolean' },
+    ...swarmFlags
   })
   if (values.help === true) {
     ctx.stdout(generateHelp)
     return
   }
-  if (values.local !== true) {
-    throw new UsageError('generating over the swarm needs --bootstrap <multiaddr>, which is not implemented yet; use --local to run the model in this process')
-  }
+  const target = targetOf(values, { localFlag: true })
   const modelPath = requireString(values, 'model')
   const prompt = values.prompt
   if (typeof prompt !== 'string') throw new UsageError('--prompt is required')
@@ -75,9 +77,8 @@ export async function generateCommand (args: string[], ctx: CommandContext): Pro
   const json = values.json === true
   const chat = values.chat === true
 
-  const { source, tokenizer, model, loadMs } = await loadLocalModel(modelPath, { signal: ctx.signal, threads })
-  try {
-    const { contextLength } = model.config
+  const run = async (tokenizer: Tokenizer, defaults: GenerationDefaults, contextLength: number, loadMs: number,
+    makeRunner: (maxLength: number) => Promise<{ runner: Runner, close: () => Promise<void> }>): Promise<void> => {
     if (contextFlag !== undefined && contextFlag > contextLength) {
       throw new UsageError(`--context ${contextFlag} exceeds the model's context length of ${contextLength} tokens`)
     }
@@ -86,29 +87,48 @@ export async function generateCommand (args: string[], ctx: CommandContext): Pro
     if (promptTokens > maxLength) {
       throw new ContextOverflowError(`the prompt is ${promptTokens} tokens, longer than the context of ${maxLength} tokens`)
     }
-    const session = model.createSession(maxLength)
-    const defaults = source.generation
-    const result = await runGeneration(session, tokenizer, prompt, {
-      maxTokens,
-      temperature: temperatureFlag ?? defaults.temperature ?? DEFAULT_TEMPERATURE,
-      topK: topKFlag ?? defaults.topK ?? DEFAULT_TOP_K,
-      topP: topPFlag ?? defaults.topP ?? DEFAULT_TOP_P,
-      repetitionPenalty: penaltyFlag ?? defaults.repetitionPenalty ?? DEFAULT_REPETITION_PENALTY,
-      seed,
-      stop,
-      chat,
-      signal: ctx.signal,
-      onText: json ? undefined : piece => ctx.stdout(piece)
-    })
-    result.timings = { loadMs, ...result.timings }
-    if (json) {
-      ctx.stdout(JSON.stringify(result) + '\n')
-    } else {
-      ctx.stdout('\n')
-      const t = result.timings
-      ctx.stderr(`[${result.promptTokens} prompt tokens, ${result.tokens.length} generated (${result.finishReason}); ` +
-        `load ${t.loadMs?.toFixed(0)} ms, prefill ${t.prefillTokensPerSecond.toFixed(1)} tok/s, decode ${t.decodeTokensPerSecond.toFixed(1)} tok/s]\n`)
+    const { runner, close } = await makeRunner(maxLength)
+    try {
+      const result = await runGeneration(runner, tokenizer, prompt, {
+        maxTokens,
+        temperature: temperatureFlag ?? defaults.temperature ?? DEFAULT_TEMPERATURE,
+        topK: topKFlag ?? defaults.topK ?? DEFAULT_TOP_K,
+        topP: topPFlag ?? defaults.topP ?? DEFAULT_TOP_P,
+        repetitionPenalty: penaltyFlag ?? defaults.repetitionPenalty ?? DEFAULT_REPETITION_PENALTY,
+        seed,
+        stop,
+        chat,
+        signal: ctx.signal,
+        onText: json ? undefined : piece => ctx.stdout(piece)
+      })
+      result.timings = { loadMs, ...result.timings }
+      if (json) {
+        ctx.stdout(JSON.stringify(result) + '\n')
+      } else {
+        ctx.stdout('\n')
+        const t = result.timings
+        ctx.stderr(`[${result.promptTokens} prompt tokens, ${result.tokens.length} generated (${result.finishReason}); ` +
+          `load ${t.loadMs?.toFixed(0)} ms, prefill ${t.prefillTokensPerSecond.toFixed(1)} tok/s, decode ${t.decodeTokensPerSecond.toFixed(1)} tok/s]\n`)
+      }
+    } finally {
+      await close()
     }
+  }
+
+  if (target === 'swarm') {
+    const started = performance.now()
+    await withSwarmModel(values, modelPath, ctx, async model => {
+      await run(model.tokenizer, model.generation, model.config.contextLength, performance.now() - started, async maxLength => {
+        const session = await model.inferenceSession({ maxLength, signal: ctx.signal })
+        return { runner: model.runner(session, ctx.signal), close: async () => { await session.close() } }
+      })
+    })
+    return
+  }
+  const { source, tokenizer, model, loadMs } = await loadLocalModel(modelPath, { signal: ctx.signal, threads })
+  try {
+    await run(tokenizer, source.generation, model.config.contextLength, loadMs, async maxLength =>
+      ({ runner: model.createSession(maxLength), close: async () => {} }))
   } finally {
     await source.close()
   }

@@ -29,3 +29,5 @@ export {
   modelTensorShapes, blockTensorShapes, checkModelTensors, canonicalNameOfHf, hfNameOfCanonical, permuteQkRows, unpermuteQkRows
 } from './tensor-names.js'
 export type { TensorShape } from './tensor-names.js'
+export { weightsManifest } from './manifest.js'
+export type { ManifestEntry } from './manifest.js'

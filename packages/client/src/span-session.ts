@@ -1,0 +1,112 @@
+/** The client side of one span session: one inference stream to one server for blocks [start, end). */
+import { peerIdFromString } from '@libp2p/peer-id'
+import type { Stream } from '@libp2p/interface'
+import { lpStream } from '@libp2p/utils'
+import {
+  decodeTensor, encodeClientMessage, encodeTensor, errorFromWire, INFERENCE_PROTOCOL, MAX_FRAME_BYTES,
+  parseNodeMessage, type SwarmHost, type WireDtype
+} from '@swarm/protocol'
+import { SpanFailedError } from './errors.js'
+
+export interface SpanSessionOptions {
+  sessionId: string
+  modelId: string
+  start: number
+  end: number
+  maxLength: number
+  /** dtype of hidden states on the wire (f32 keeps results equal to a local run) */
+  wireDtype: WireDtype
+  signal?: AbortSignal
+  /** deadline of the open handshake, ms */
+  openTimeoutMs: number
+}
+
+export class SpanSession {
+  readonly peerId: string
+  readonly start: number
+  readonly end: number
+  private readonly stream: Stream
+  private readonly lp: ReturnType<typeof lpStream<Stream>>
+  private readonly wireDtype: WireDtype
+  private stepId = 0
+  private closed = false
+
+  private constructor (peerId: string, options: SpanSessionOptions, stream: Stream) {
+    this.peerId = peerId
+    this.start = options.start
+    this.end = options.end
+    this.stream = stream
+    this.wireDtype = options.wireDtype
+    this.lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES, maxBufferSize: MAX_FRAME_BYTES + 16 })
+  }
+
+  static async open (host: SwarmHost, peerId: string, options: SpanSessionOptions): Promise<SpanSession> {
+    const signal = AbortSignal.any([AbortSignal.timeout(options.openTimeoutMs), ...(options.signal !== undefined ? [options.signal] : [])])
+    let stream: Stream
+    try {
+      stream = await host.dialProtocol(peerIdFromString(peerId), INFERENCE_PROTOCOL, { signal })
+    } catch (err) {
+      options.signal?.throwIfAborted()
+      throw new SpanFailedError(`cannot reach ${peerId}: ${(err as Error).message}`, peerId, { cause: err })
+    }
+    const session = new SpanSession(peerId, options, stream)
+    try {
+      await session.lp.write(encodeClientMessage({
+        type: 'open', sessionId: options.sessionId, modelId: options.modelId, blocks: [options.start, options.end], maxLength: options.maxLength
+      }), { signal })
+      const reply = parseNodeMessage((await session.lp.read({ signal })).subarray())
+      if (reply.type === 'error') throw errorFromWire(reply)
+      if (reply.type !== 'opened' || reply.sessionId !== options.sessionId) throw new Error(`unexpected ${reply.type} answer to open`)
+    } catch (err) {
+      session.abort(err)
+      options.signal?.throwIfAborted()
+      throw new SpanFailedError(`${peerId} refused blocks [${options.start}, ${options.end}): ${(err as Error).message}`, peerId, { cause: err })
+    }
+    return session
+  }
+
+  /**
+   * Runs hidden states [T, dim] at `position` through the span; `startFrom` rewinds the server's cache first
+   * (replays). Any failure is a SpanFailedError naming this peer; the session is unusable afterwards.
+   */
+  async step (hidden: Float32Array, T: number, dim: number, position: number, options: { startFrom?: number, signal?: AbortSignal, deadlineMs: number }): Promise<Float32Array> {
+    if (this.closed) throw new SpanFailedError(`session on ${this.peerId} is closed`, this.peerId)
+    const stepId = this.stepId++
+    const deadline = AbortSignal.timeout(options.deadlineMs)
+    const signal = AbortSignal.any([deadline, ...(options.signal !== undefined ? [options.signal] : [])])
+    try {
+      await this.lp.write(encodeClientMessage({
+        type: 'step', stepId, position, hidden: encodeTensor(hidden, [T, dim], this.wireDtype),
+        ...(options.startFrom !== undefined ? { startFrom: options.startFrom } : {})
+      }), { signal })
+      const reply = parseNodeMessage((await this.lp.read({ signal })).subarray())
+      if (reply.type === 'error') throw errorFromWire(reply)
+      if (reply.type !== 'result' || reply.stepId !== stepId) throw new Error(`unexpected ${reply.type} answer to step ${stepId}`)
+      const out = decodeTensor(reply.hidden)
+      if (out.data.length !== T * dim) throw new Error(`result of ${out.data.length} values for a step of ${T} x ${dim}`)
+      return out.data
+    } catch (err) {
+      this.abort(err)
+      options.signal?.throwIfAborted()
+      const why = deadline.aborted ? `no answer within ${options.deadlineMs} ms` : (err as Error).message
+      throw new SpanFailedError(`${this.peerId} failed on blocks [${this.start}, ${this.end}): ${why}`, this.peerId, { cause: err })
+    }
+  }
+
+  /** ends the session politely (the server frees its cache at once) */
+  async close (): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    try {
+      await this.lp.write(encodeClientMessage({ type: 'close' }), { signal: AbortSignal.timeout(1000) })
+      await this.stream.close({ signal: AbortSignal.timeout(1000) })
+    } catch {
+      this.stream.abort(new Error('close failed'))
+    }
+  }
+
+  private abort (err: unknown): void {
+    this.closed = true
+    this.stream.abort(err instanceof Error ? err : new Error(String(err)))
+  }
+}

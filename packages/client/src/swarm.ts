@@ -1,0 +1,109 @@
+/**
+ * The SDK's entry point: a libp2p host joined to the swarm, and the models reachable through it.
+ *
+ * ```ts
+ * const swarm = await Swarm.connect({ bootstrap: ['/ip4/127.0.0.1/tcp/4001/p2p/12D3Koo...'] })
+ * const model = await swarm.model('model.gguf')          // loads only embeddings, final norm and LM head
+ * for await (const piece of model.generate('Once upon a time', { maxTokens: 32 })) process.stdout.write(piece)
+ * await swarm.close()
+ * ```
+ */
+import { peerIdFromString } from '@libp2p/peer-id'
+import { lpStream } from '@libp2p/utils'
+import { loadTokenizer, ModelHead, openModel, weightsManifest } from '@swarm/kernels'
+import {
+  computeModelId, createSwarmHost, dialBootstrap, encodeInfoRequest, INFO_PROTOCOL, parseInfoResponse, type InfoMessage,
+  type SwarmHost
+} from '@swarm/protocol'
+import { ClosedError } from './errors.js'
+import { ModelView } from './model-view.js'
+import { RemoteModel } from './remote-model.js'
+
+export interface ConnectOptions {
+  /** multiaddrs of peers in the swarm (a `swarm-node dht` or any node) */
+  bootstrap: string[]
+  /** libp2p private network key (parsed swarm key file) */
+  swarmKey?: Uint8Array
+  signal?: AbortSignal
+  /** debug log (default: silent) */
+  log?: (message: string) => void
+}
+
+export interface ModelOptions {
+  signal?: AbortSignal
+  /** the model id the servers announce (default: computed from the file's config and weights) */
+  modelId?: string
+}
+
+export class Swarm {
+  private closed = false
+  private readonly models = new Set<RemoteModel>()
+
+  private constructor (readonly host: SwarmHost, private readonly log: (message: string) => void) {}
+
+  static async connect (options: ConnectOptions): Promise<Swarm> {
+    if (options.bootstrap.length === 0) throw new RangeError('Swarm.connect needs at least one bootstrap address')
+    const host = await createSwarmHost({ swarmKey: options.swarmKey, dhtClient: true })
+    try {
+      await dialBootstrap(host, options.bootstrap, { signal: options.signal })
+    } catch (err) {
+      await host.stop()
+      throw err
+    }
+    return new Swarm(host, options.log ?? (() => {}))
+  }
+
+  /** Opens a model file (GGUF or HF directory) for generation through the swarm; only its head is loaded. */
+  async model (path: string, options: ModelOptions = {}): Promise<RemoteModel> {
+    if (this.closed) throw new ClosedError('the swarm connection is closed')
+    const source = await openModel(path, { signal: options.signal })
+    try {
+      const modelId = options.modelId ?? computeModelId({ config: source.config, manifest: await weightsManifest(source, { signal: options.signal }) })
+      const tokenizer = await loadTokenizer(source)
+      const head = await ModelHead.load(source, { signal: options.signal })
+      const view = new ModelView(this.host, modelId, source.config.nLayers, this.log)
+      await view.refresh(options.signal)
+      const model = new RemoteModel(this.host, view, head, tokenizer, source.generation, this.log, () => { this.models.delete(model) })
+      this.models.add(model)
+      return model
+    } finally {
+      await source.close()
+    }
+  }
+
+  /** What every peer this client can find says it serves (info protocol), for `swarm status`. */
+  async peers (options: { signal?: AbortSignal } = {}): Promise<Array<InfoMessage & { rttMs: number }>> {
+    const signal = options.signal
+    // walk the DHT towards our own id: it connects us to the peers near us, i.e. all of a small swarm
+    try {
+      for await (const event of this.host.services.dht.getClosestPeers(this.host.peerId.toMultihash().bytes, { signal: AbortSignal.any([AbortSignal.timeout(5_000), ...(signal !== undefined ? [signal] : [])]) })) { void event }
+    } catch {
+      signal?.throwIfAborted()
+    }
+    const peers = new Set<string>()
+    for (const peer of await this.host.peerStore.all()) if (peer.protocols.includes(INFO_PROTOCOL)) peers.add(peer.id.toString())
+    for (const c of this.host.getConnections()) peers.add(c.remotePeer.toString())
+    const answers = await Promise.all([...peers].map(async peerId => {
+      try {
+        const stream = await this.host.dialProtocol(peerIdFromString(peerId), INFO_PROTOCOL, { signal: AbortSignal.timeout(5_000) })
+        const lp = lpStream(stream)
+        const started = performance.now()
+        await lp.write(encodeInfoRequest({ type: 'info-request' }))
+        const response = parseInfoResponse((await lp.read({ signal: AbortSignal.timeout(5_000) })).subarray())
+        const rttMs = performance.now() - started
+        await stream.close().catch(() => {})
+        return response.type === 'info' ? [{ ...response, rttMs }] : []
+      } catch {
+        return []
+      }
+    }))
+    return answers.flat()
+  }
+
+  async close (): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    await Promise.all([...this.models].map(async m => { await m.close() }))
+    await this.host.stop()
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * The libp2p host every swarm process runs (node, DHT bootstrap peer, client): TCP, noise, yamux, identify, ping and
+ * the private Kademlia DHT with the swarm's record validators and selectors. Node and client share it here so the
+ * two sides can never disagree on the DHT protocol, the validators or the connection settings.
+ */
+import './polyfill.js'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify } from '@libp2p/identify'
+import type { Libp2p, PrivateKey } from '@libp2p/interface'
+import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
+import { ping, type Ping } from '@libp2p/ping'
+import { preSharedKey } from '@libp2p/pnet'
+import { tcp } from '@libp2p/tcp'
+import { multiaddr } from '@multiformats/multiaddr'
+import { createLibp2p } from 'libp2p'
+import { DHT_PROTOCOL, DEFAULT_PROVIDER_TTL_MS } from './constants.js'
+import { recordSelectors, recordValidators } from './record.js'
+
+export type SwarmServices = {
+  dht: KadDHT
+  ping: Ping
+  identify: unknown
+}
+
+export type SwarmHost = Libp2p<SwarmServices>
+
+export interface SwarmHostOptions {
+  /** multiaddrs to listen on (default: none, a dial-only client) */
+  listen?: string[]
+  /** the peer identity (default: a fresh Ed25519 key) */
+  privateKey?: PrivateKey
+  /** a libp2p private-network key file's bytes (`/key/swarm/psk/1.0.0/` format); peers without it cannot connect */
+  swarmKey?: Uint8Array
+  /** DHT client only: does not store records for others (clients) */
+  dhtClient?: boolean
+  /** how often the connection monitor pings each peer, ms (hung peers are detected within ~1.5 x this) */
+  pingIntervalMs?: number
+  /** validity of provider records this host publishes, ms */
+  providerTtlMs?: number
+}
+
+/** Ping interval of the connection monitor: a hung (SIGSTOPped) peer's connections are aborted within ~1.5 s. */
+export const DEFAULT_PING_INTERVAL_MS = 1000
+
+/** Creates and starts a swarm host. */
+export async function createSwarmHost (options: SwarmHostOptions = {}): Promise<SwarmHost> {
+  const pingIntervalMs = options.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS
+  const providerTtlMs = options.providerTtlMs ?? DEFAULT_PROVIDER_TTL_MS
+  return await createLibp2p({
+    privateKey: options.privateKey,
+    addresses: { listen: options.listen ?? [] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionProtector: options.swarmKey === undefined ? undefined : preSharedKey({ psk: options.swarmKey }),
+    connectionManager: {
+      // many clients and nodes on one host (tests, a LAN behind NAT) must not be throttled as a dial flood
+      inboundConnectionThreshold: 1000,
+      maxConnections: 1000
+    },
+    connectionMonitor: {
+      pingInterval: pingIntervalMs,
+      pingTimeout: { minTimeout: pingIntervalMs, maxTimeout: 2 * pingIntervalMs }
+    },
+    services: {
+      identify: identify(),
+      // the default of one outbound ping stream collides with the connection monitor's pings
+      ping: ping({ maxOutboundStreams: 4, maxInboundStreams: 8 }),
+      dht: kadDHT({
+        protocol: DHT_PROTOCOL,
+        clientMode: options.dhtClient ?? false,
+        // loopback and LAN addresses are real swarm addresses here (tests, home clusters)
+        peerInfoMapper: passthroughMapper,
+        validators: recordValidators,
+        selectors: recordSelectors,
+        initialQuerySelfInterval: 0,
+        allowQueryWithZeroPeers: true,
+        reprovide: { validity: providerTtlMs, interval: Math.max(1000, Math.floor(providerTtlMs / 3)), threshold: Math.floor(providerTtlMs / 2) }
+      })
+    }
+  }) as SwarmHost
+}
+
+/** Dials each bootstrap multiaddr; returns how many answered. Fails only when none did. */
+export async function dialBootstrap (host: SwarmHost, addrs: readonly string[], options: { signal?: AbortSignal } = {}): Promise<number> {
+  if (addrs.length === 0) return 0
+  const errors: string[] = []
+  let connected = 0
+  await Promise.all(addrs.map(async addr => {
+    try {
+      await host.dial(multiaddr(addr), { signal: options.signal ?? AbortSignal.timeout(10_000) })
+      connected++
+    } catch (err) {
+      errors.push(`${addr}: ${(err as Error).message}`)
+    }
+  }))
+  if (connected === 0) throw new BootstrapError(`could not reach any bootstrap peer (${errors.join('; ')})`)
+  return connected
+}
+
+export class BootstrapError extends Error {
+  constructor (message: string, options?: ErrorOptions) {
+    super(message, options)
+    this.name = 'BootstrapError'
+  }
+}
+
+/** Parses a swarm key file (`/key/swarm/psk/1.0.0/\n/base16/\n<64 hex>`), throwing a one-line error on bad input. */
+export function parseSwarmKey (bytes: Uint8Array): Uint8Array {
+  const text = new TextDecoder().decode(bytes).trim().split(/\r?\n/)
+  if (text.length !== 3 || text[0] !== '/key/swarm/psk/1.0.0/' || text[1] !== '/base16/' || !/^[0-9a-fA-F]{64}$/.test(text[2])) {
+    throw new Error('the swarm key is not a libp2p private network key (/key/swarm/psk/1.0.0/, /base16/, 64 hex digits)')
+  }
+  return new TextEncoder().encode(`${text.join('\n')}\n`)
+}
