@@ -10,18 +10,20 @@ import { generateCommand, generateHelp } from './cli/generate-command.js'
 import { logitsCommand, logitsHelp } from './cli/logits-command.js'
 import { makeModelCommand, makeModelHelp } from './cli/make-model-command.js'
 import { tokenizeCommand, tokenizeHelp } from './cli/tokenize-command.js'
+import { statusCommand, statusHelp } from './cli/status-command.js'
 
 const commands: Record<string, { run: (args: string[], ctx: CommandContext) => Promise<void>, help: string, summary: string }> = {
-  generate: { run: generateCommand, help: generateHelp, summary: 'generate text (--local: in this process)' },
+  generate: { run: generateCommand, help: generateHelp, summary: 'generate text (--local: in this process; --bootstrap: through the swarm)' },
   logits: { run: logitsCommand, help: logitsHelp, summary: 'print the logits of every position of a token sequence' },
   tokenize: { run: tokenizeCommand, help: tokenizeHelp, summary: 'print the token ids of a text' },
   bench: { run: benchCommand, help: benchHelp, summary: 'measure load time, prefill and decode speed, peak memory' },
+  status: { run: statusCommand, help: statusHelp, summary: 'show the swarm: peers, their blocks and load, blocks with no server' },
   'make-model': { run: makeModelCommand, help: makeModelHelp, summary: 'write a random-weights test model' }
 }
 
 const help = `Usage: swarm <command> [options]
 
-Client of a Petals-style inference swarm. For now every command runs the model in this process.
+Client of a Petals-style inference swarm: runs a model's blocks on the swarm's nodes (--bootstrap) or locally.
 
 Commands:
 ${Object.entries(commands).map(([name, c]) => `  ${name.padEnd(12)}${c.summary}`).join('\n')}

@@ -1,21 +1,20 @@
 /**
- * @swarm/client: the SDK of the swarm. For now it runs generation over any `Runner` - a `LocalSession` of
- * `@swarm/kernels` runs the whole model in this process; the swarm client session will plug in the same way.
+ * @swarm/client: the SDK of the swarm. `Swarm.connect` joins the swarm; `swarm.model(path)` loads the model's
+ * embeddings, final norm and LM head and finds servers for its blocks; `model.generate` streams text; a
+ * `LocalSession` of @swarm/kernels plugs into the same generation loop for a run in one process.
  *
  * @example
  * ```ts
- * import { LocalModel, loadTokenizer, openModel } from '@swarm/kernels'
- * import { generate } from '@swarm/client'
+ * import { Swarm } from '@swarm/client'
  *
- * const source = await openModel('model.gguf')
- * const tokenizer = await loadTokenizer(source)
- * const model = await LocalModel.load(source)
- * const generation = generate(model.createSession(512), tokenizer, 'The capital of France is', { maxTokens: 32 })
- * for (;;) {
- *   const step = await generation.next()
- *   if (step.done === true) { console.log(step.value.timings); break }  // the GenerationResult
- *   process.stdout.write(step.value)                                  // text pieces as they are produced
- * }
+ * const swarm = await Swarm.connect({ bootstrap: ['/ip4/127.0.0.1/tcp/4001/p2p/12D3KooW...'] })
+ * const model = await swarm.model('model.gguf')
+ * for await (const piece of model.generate('The capital of France is', { maxTokens: 32 })) process.stdout.write(piece)
+ *
+ * const session = await model.inferenceSession({ maxLength: 64, onReroute: e => console.error(e) })
+ * const hidden = await session.step(model.head.embed([1, 2, 3]), 3)   // drive the blocks yourself
+ * await session.close()
+ * await swarm.close()
  * ```
  */
 export {
@@ -23,5 +22,15 @@ export {
   type Runner, type GenerateOptions, type GenerationResult, type GenerationTimings, type FinishReason
 } from './generate.js'
 export { TextStream } from './text-stream.js'
-export { ContextOverflowError, EmptyPromptError, InvalidGenerationOptionError } from './errors.js'
+export {
+  ContextOverflowError, EmptyPromptError, InvalidGenerationOptionError, MissingBlocksError, SpanFailedError,
+  RetriesExhaustedError, ClosedError
+} from './errors.js'
 export { extendVocab } from './vocab-extend.js'
+export { Swarm, type ConnectOptions, type ModelOptions } from './swarm.js'
+export { RemoteModel, type SessionOptions } from './remote-model.js'
+export {
+  InferenceSession, DEFAULT_RETRY_POLICY, type RetryPolicy, type RerouteEvent, type InferenceSessionOptions
+} from './inference-session.js'
+export { ModelView, DEFAULT_BAN_POLICY, type BanPolicy } from './model-view.js'
+export { findRoute, missingBlocks, serverViewOf, type ServerView, type Span, type RouteOptions } from './routing.js'

@@ -74,15 +74,21 @@ export class Swarm {
   /** What every peer this client can find says it serves (info protocol), for `swarm status`. */
   async peers (options: { signal?: AbortSignal } = {}): Promise<Array<InfoMessage & { rttMs: number }>> {
     const signal = options.signal
-    // walk the DHT towards our own id: it connects us to the peers near us, i.e. all of a small swarm
+    // walk the DHT towards our own id and collect every peer it names: in a small swarm, all of them
+    const peers = new Set<string>()
+    const self = this.host.peerId.toString()
     try {
-      for await (const event of this.host.services.dht.getClosestPeers(this.host.peerId.toMultihash().bytes, { signal: AbortSignal.any([AbortSignal.timeout(5_000), ...(signal !== undefined ? [signal] : [])]) })) { void event }
+      const walk = this.host.services.dht.getClosestPeers(this.host.peerId.toMultihash().bytes, { signal: AbortSignal.any([AbortSignal.timeout(5_000), ...(signal !== undefined ? [signal] : [])]) })
+      for await (const event of walk) {
+        if (event.name === 'FINAL_PEER') peers.add(event.peer.id.toString())
+        if (event.name === 'PEER_RESPONSE') for (const p of event.closer) peers.add(p.id.toString())
+      }
     } catch {
       signal?.throwIfAborted()
     }
-    const peers = new Set<string>()
-    for (const peer of await this.host.peerStore.all()) if (peer.protocols.includes(INFO_PROTOCOL)) peers.add(peer.id.toString())
     for (const c of this.host.getConnections()) peers.add(c.remotePeer.toString())
+    for (const p of await this.host.peerStore.all()) peers.add(p.id.toString())
+    peers.delete(self)
     const answers = await Promise.all([...peers].map(async peerId => {
       try {
         const stream = await this.host.dialProtocol(peerIdFromString(peerId), INFO_PROTOCOL, { signal: AbortSignal.timeout(5_000) })

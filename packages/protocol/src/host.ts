@@ -96,7 +96,30 @@ export async function dialBootstrap (host: SwarmHost, addrs: readonly string[], 
     }
   }))
   if (connected === 0) throw new BootstrapError(`could not reach any bootstrap peer (${errors.join('; ')})`)
+  await untilDhtPeer(host, options.signal)
   return connected
+}
+
+/**
+ * Waits (at most a few seconds) until identify has told us that a connected peer speaks the swarm DHT, so the first
+ * DHT query has somebody to ask instead of ending empty.
+ */
+async function untilDhtPeer (host: SwarmHost, signal?: AbortSignal): Promise<void> {
+  // kad-dht exposes its routing table at run time, not in its types; without it, fall back to identify's answer
+  const table = (host.services.dht as unknown as { routingTable?: { size: number } }).routingTable
+  const deadline = Date.now() + 5_000
+  while (Date.now() < deadline) {
+    signal?.throwIfAborted()
+    if (table !== undefined) {
+      if (table.size > 0) return
+    } else {
+      for (const connection of host.getConnections()) {
+        const peer = await host.peerStore.get(connection.remotePeer).catch(() => undefined)
+        if (peer?.protocols.includes(DHT_PROTOCOL) === true) return
+      }
+    }
+    await new Promise(resolve => setTimeout(resolve, 20))
+  }
 }
 
 export class BootstrapError extends Error {
