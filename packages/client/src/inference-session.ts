@@ -239,8 +239,10 @@ function anySignal (...signals: Array<AbortSignal | undefined>): AbortSignal | u
 
 async function sleep (ms: number, signal?: AbortSignal): Promise<void> {
   if (ms <= 0) return
+  signal?.throwIfAborted()
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(resolve, ms)
-    signal?.addEventListener('abort', () => { clearTimeout(timer); reject(signal.reason) }, { once: true })
+    const onAbort = (): void => { clearTimeout(timer); reject(signal!.reason) }
+    const timer = setTimeout(() => { signal?.removeEventListener('abort', onAbort); resolve() }, ms)
+    signal?.addEventListener('abort', onAbort, { once: true })
   })
 }

@@ -1,0 +1,219 @@
+/**
+ * The swarm end to end, with real processes on loopback: a `swarm-node dht` bootstrap peer and `swarm-node serve`
+ * nodes (TCP, noise, yamux, kad-dht), driven by the `swarm` CLI and by the SDK. A model split across nodes must
+ * generate exactly what one process generates.
+ */
+import { execFile } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { LocalModel, loadTokenizer, openModel, PRESETS, randomWeights, syntheticVocab, writeGgufModel } from '@swarm/kernels'
+import { MissingBlocksError, runGeneration, Swarm } from '@swarm/client'
+import { ensureBuilt, root, swarmCli } from './harness/processes.js'
+import { setup, type SwarmHarness } from './harness/swarm.js'
+
+const PROMPT = 'The swarm keeps every block'
+const GEN_TOKENS = 32
+
+interface Run { code: number, stdout: string, stderr: string }
+
+async function swarm (...args: string[]): Promise<Run> {
+  return await new Promise(resolve => {
+    execFile(process.execPath, [swarmCli, ...args], { cwd: root, maxBuffer: 256 * 2 ** 20 }, (error, stdout, stderr) => {
+      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : -1, stdout, stderr })
+    })
+  })
+}
+
+let dir: string
+let modelPath: string
+let nLayers: number
+let localTokens: number[]
+let localLogits: Float32Array
+const logitTokens = [1, 17, 42, 99, 5, 300, 7, 8]
+
+beforeAll(async () => {
+  await ensureBuilt()
+  dir = await mkdtemp(join(tmpdir(), 'swarm-test-'))
+  modelPath = join(dir, 'tiny.gguf')
+  const config = PRESETS.tiny
+  nLayers = config.nLayers
+  await writeGgufModel(modelPath, config, randomWeights(config, 7), { dtype: 'q8_0', vocab: syntheticVocab() })
+  // the reference: the whole model in this process
+  const source = await openModel(modelPath)
+  const tokenizer = await loadTokenizer(source)
+  const model = await LocalModel.load(source)
+  const result = await runGeneration(model.createSession(128), tokenizer, PROMPT, { maxTokens: GEN_TOKENS })
+  localTokens = result.tokens
+  localLogits = model.createSession(16).forward(logitTokens, { allLogits: true })
+  await source.close()
+  expect(localTokens).toHaveLength(GEN_TOKENS)
+})
+
+afterAll(async () => {
+  if (dir !== undefined) await rm(dir, { recursive: true, force: true })
+})
+
+function maxAbsDiff (a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length)
+  let max = 0
+  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i] - b[i]))
+  return max
+}
+
+describe('three nodes serving [0, 2), [2, 5), [5, L)', () => {
+  let harness: SwarmHarness
+  beforeAll(async () => {
+    harness = await setup({ model: modelPath, nodes: [{ blocks: [0, 2] }, { blocks: [2, 5] }, { blocks: [5, nLayers] }] })
+  })
+  afterAll(async () => { await harness?.cleanup() })
+
+  it('swarm generate --bootstrap equals the local run token for token (greedy, 32 tokens)', async () => {
+    const run = await swarm('generate', '--bootstrap', harness.bootstrap, '--model', modelPath, '--prompt', PROMPT,
+      '--max-tokens', String(GEN_TOKENS), '--json')
+    expect(run.code, run.stderr).toBe(0)
+    const result = JSON.parse(run.stdout) as { tokens: number[] }
+    expect(result.tokens).toEqual(localTokens)
+  })
+
+  it('swarm logits --bootstrap equals local logits within 1e-4 at every position', async () => {
+    const run = await swarm('logits', '--bootstrap', harness.bootstrap, '--model', modelPath, '--tokens', logitTokens.join(','))
+    expect(run.code, run.stderr).toBe(0)
+    const rows = (JSON.parse(run.stdout) as { logits: number[][] }).logits
+    expect(rows).toHaveLength(logitTokens.length)
+    expect(maxAbsDiff(rows.flat(), localLogits)).toBeLessThanOrEqual(1e-4)
+  })
+
+  it('the SDK routes through all three nodes and streams the same text', async () => {
+    const client = await Swarm.connect({ bootstrap: [harness.bootstrap] })
+    try {
+      const model = await client.model(modelPath)
+      const session = await model.inferenceSession({ maxLength: 64 })
+      expect(session.route).toEqual([
+        { peerId: harness.nodes[0].ready.peerId, blocks: [0, 2] },
+        { peerId: harness.nodes[1].ready.peerId, blocks: [2, 5] },
+        { peerId: harness.nodes[2].ready.peerId, blocks: [5, nLayers] }
+      ])
+      await session.close()
+      const generation = model.generate(PROMPT, { maxTokens: GEN_TOKENS })
+      let text = ''
+      let result
+      for (;;) {
+        const step = await generation.next()
+        if (step.done === true) { result = step.value; break }
+        text += step.value
+      }
+      expect(result.tokens).toEqual(localTokens)
+      expect(text).toBe(result.text)
+    } finally {
+      await client.close()
+    }
+  })
+
+  it('swarm status lists the three nodes and no uncovered block', async () => {
+    const run = await swarm('status', '--bootstrap', harness.bootstrap, '--model', modelPath, '--json')
+    expect(run.code, run.stderr).toBe(0)
+    const { models } = JSON.parse(run.stdout) as { models: Array<{ peers: Array<{ peerId: string, blocks: number[], state: string }>, missing: unknown[] }> }
+    expect(models).toHaveLength(1)
+    expect(models[0].peers.map(p => [p.peerId, p.blocks, p.state]).sort()).toEqual(
+      harness.nodes.map(n => [n.ready.peerId, n.ready.blocks, 'online']).sort())
+    expect(models[0].missing).toEqual([])
+  })
+})
+
+describe('overlapping and uneven ranges', () => {
+  let harness: SwarmHarness
+  beforeAll(async () => {
+    // no node boundary at 3 or 4: any route enters the second node mid-range or leaves the first one early
+    harness = await setup({ model: modelPath, nodes: [{ blocks: [0, 4] }, { blocks: [2, nLayers] }] })
+  })
+  afterAll(async () => { await harness?.cleanup() })
+
+  it('routes over two overlapping nodes and equals the local run', async () => {
+    const client = await Swarm.connect({ bootstrap: [harness.bootstrap] })
+    try {
+      const model = await client.model(modelPath)
+      const session = await model.inferenceSession({ maxLength: 64 })
+      const route = session.route
+      expect(route).toHaveLength(2)
+      expect(route[0].blocks[0]).toBe(0)
+      expect(route[0].blocks[1]).toBe(route[1].blocks[0])
+      expect(route[1].blocks[1]).toBe(nLayers)
+      expect(route[0].peerId).toBe(harness.nodes[0].ready.peerId)
+      expect(route[1].peerId).toBe(harness.nodes[1].ready.peerId)
+      await session.close()
+      const result = await runGeneration(model.runner(await model.inferenceSession({ maxLength: 64 })), model.tokenizer, PROMPT, { maxTokens: GEN_TOKENS })
+      expect(result.tokens).toEqual(localTokens)
+    } finally {
+      await client.close()
+    }
+  })
+})
+
+describe('two nodes with the same range', () => {
+  let harness: SwarmHarness
+  beforeAll(async () => {
+    // each node's cache holds one session of 64 tokens over all its blocks
+    const args = ['--cache-tokens', '64']
+    harness = await setup({ model: modelPath, nodes: [{ blocks: [0, nLayers], args }, { blocks: [0, nLayers], args }] })
+  })
+  afterAll(async () => { await harness?.cleanup() })
+
+  it('one route uses one node; a second client that finds it full uses the other; both equal the local run', async () => {
+    const a = await Swarm.connect({ bootstrap: [harness.bootstrap] })
+    const b = await Swarm.connect({ bootstrap: [harness.bootstrap] })
+    try {
+      const modelA = await a.model(modelPath)
+      const modelB = await b.model(modelPath)
+      const sessionA = await modelA.inferenceSession({ maxLength: 64 })
+      const sessionB = await modelB.inferenceSession({ maxLength: 64 })
+      expect(sessionA.route).toHaveLength(1)
+      expect(sessionB.route).toHaveLength(1)
+      const peers = [sessionA.route[0].peerId, sessionB.route[0].peerId].sort()
+      expect(peers).toEqual(harness.nodes.map(n => n.ready.peerId).sort())
+      const [ra, rb] = await Promise.all([
+        runGeneration(modelA.runner(sessionA), modelA.tokenizer, PROMPT, { maxTokens: GEN_TOKENS }),
+        runGeneration(modelB.runner(sessionB), modelB.tokenizer, PROMPT, { maxTokens: GEN_TOKENS })
+      ])
+      expect(ra.tokens).toEqual(localTokens)
+      expect(rb.tokens).toEqual(localTokens)
+    } finally {
+      await Promise.all([a.close(), b.close()])
+    }
+  })
+})
+
+describe('a block with no server', () => {
+  let harness: SwarmHarness
+  beforeAll(async () => {
+    harness = await setup({ model: modelPath, nodes: [{ blocks: [0, 2] }, { blocks: [3, nLayers] }] })
+  })
+  afterAll(async () => { await harness?.cleanup() })
+
+  it('the SDK throws MissingBlocksError naming block 2', async () => {
+    const client = await Swarm.connect({ bootstrap: [harness.bootstrap] })
+    try {
+      const model = await client.model(modelPath)
+      const error = await model.inferenceSession({ maxLength: 16, retry: { noRouteWaitMs: 0 } }).then(() => undefined, (err: unknown) => err)
+      expect(error).toBeInstanceOf(MissingBlocksError)
+      expect((error as MissingBlocksError).missing).toEqual([[2, 3]])
+      expect((error as Error).message).toMatch(/no server for block 2\b/)
+    } finally {
+      await client.close()
+    }
+  })
+
+  it('swarm generate fails with one line naming the missing block', async () => {
+    const run = await swarm('generate', '--bootstrap', harness.bootstrap, '--model', modelPath, '--prompt', 'hi', '--max-tokens', '4')
+    expect(run.code).toBe(1)
+    expect(run.stderr.trim().split('\n')).toHaveLength(1)
+    expect(run.stderr).toMatch(/^swarm: no server for block 2 of this model/)
+  })
+
+  it('swarm status reports block 2 as served by nobody', async () => {
+    const run = await swarm('status', '--bootstrap', harness.bootstrap, '--model', modelPath)
+    expect(run.code, run.stderr).toBe(0)
+    expect(run.stdout).toMatch(/blocks with no server: 2\n/)
+  })
+})
