@@ -9,12 +9,19 @@
 import { dotRow, prepareActivation, rowBytes } from '../quant/index.js'
 import type { RopeStyle, Tensor } from '../types.js'
 
+/**
+ * Rounding of q8_0 activations (for q8_0 / q4_0 weights): llama.cpp's x86 builds (AVX/AVX2, the prebuilt oracle and
+ * most CPUs running it) use id = 127/amax with round-half-even, not the portable path's 1/d with roundf; with 'ref'
+ * one activation quant in some thousands lands one step apart and the logits drift by ~5e-2 from there on.
+ */
+const Q8_0_ACTIVATION_ROUNDING = 'avx'
+
 /** out[T, rows] = x[T, cols] . W^T (+ bias[rows]) */
 export function matmul (out: Float32Array, w: Tensor, x: Float32Array, T: number, bias?: Float32Array): void {
   const [rows, cols] = w.shape
   const bytesPerRow = rowBytes(w.dtype, cols)
   for (let t = 0; t < T; t++) {
-    const xRow = prepareActivation(w.dtype, x, t * cols, cols)
+    const xRow = prepareActivation(w.dtype, x, t * cols, cols, { q8_0Rounding: Q8_0_ACTIVATION_ROUNDING })
     for (let r = 0; r < rows; r++) {
       const dot = dotRow(w.dtype, w.data, r * bytesPerRow, xRow)
       out[t * rows + r] = bias === undefined ? dot : Math.fround(dot) + bias[r]
