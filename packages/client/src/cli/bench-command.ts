@@ -4,20 +4,22 @@ import { ContextOverflowError } from '../errors.js'
 import { integerFlag, parseFlags, requireString } from './args.js'
 import { loadWeights, modelBytes, openSource } from './model.js'
 import type { CommandContext } from './context.js'
+import { swarmFlags, swarmFlagsHelp, targetOf, withSwarmModel } from './swarm-target.js'
 
 export const DEFAULT_BENCH_PROMPT_TOKENS = 128
 export const DEFAULT_BENCH_GEN_TOKENS = 64
 /** seed of the pseudo-random prompt ids, fixed so every run (and every engine) sees the same prompt */
 const PROMPT_SEED = 1234
 
-export const benchHelp = `Usage: swarm bench --model PATH [options]
+export const benchHelp = `Usage: swarm bench --model PATH [--bootstrap MULTIADDR] [options]
 
 Loads the model, runs a prefill of pseudo-random prompt ids (the same ids on every run), then greedy-decodes,
-and prints load time, prefill and decode tokens/s and peak RSS.
+and prints load time, prefill and decode tokens/s and peak RSS. With --bootstrap the blocks run on the swarm
+(this process holds the head only) and the figures are end to end through the route; peak RSS is this client's.
 
 Options:
   --model PATH          GGUF file or Hugging Face model directory
-  --threads N           worker threads for backends that use them
+${swarmFlagsHelp.replace(/ {4}(?=\S)/g, '')}  --threads N           worker threads for backends that use them
   --prompt-tokens P     prompt length (default ${DEFAULT_BENCH_PROMPT_TOKENS})
   --gen-tokens G        tokens to decode (default ${DEFAULT_BENCH_GEN_TOKENS})
   --json                print {model, threads, promptTokens, genTokens, loadMs, prefillTokensPerSecond,
@@ -38,6 +40,8 @@ export interface BenchResult {
   peakRssBytes: number
   /** bytes of the model file (or of every file of a model directory) */
   fileBytes: number
+  /** with --bootstrap: the route the session took */
+  route?: Array<{ peerId: string, blocks: [number, number] }>
 }
 
 /** `count` ids in [0, vocabSize), the same for a given count and vocabulary */
@@ -52,7 +56,8 @@ export async function benchCommand (args: string[], ctx: CommandContext): Promis
     threads: { type: 'string' },
     'prompt-tokens': { type: 'string' },
     'gen-tokens': { type: 'string' },
-    json: { type: 'boolean' }
+    json: { type: 'boolean' },
+    ...swarmFlags
   })
   if (values.help === true) {
     ctx.stdout(benchHelp)
@@ -63,6 +68,25 @@ export async function benchCommand (args: string[], ctx: CommandContext): Promis
   const promptTokens = integerFlag(values, 'prompt-tokens', 1) ?? DEFAULT_BENCH_PROMPT_TOKENS
   const genTokens = integerFlag(values, 'gen-tokens', 1) ?? DEFAULT_BENCH_GEN_TOKENS
   const json = values.json === true
+  if (targetOf(values, { localFlag: false }) === 'swarm') {
+    const started = performance.now()
+    await withSwarmModel(values, modelPath, ctx, async model => {
+      const { contextLength, vocabSize } = model.config
+      if (promptTokens + genTokens > contextLength) {
+        throw new ContextOverflowError(`${promptTokens} prompt + ${genTokens} generated tokens exceed the model's context length of ${contextLength}`)
+      }
+      const session = await model.inferenceSession({ maxLength: promptTokens + genTokens, signal: ctx.signal })
+      const loadMs = performance.now() - started
+      try {
+        const runner = model.runner(session, ctx.signal)
+        const timings = await timeRun(async tokens => await runner.forward(tokens), benchPromptIds(promptTokens, vocabSize), genTokens, ctx.signal)
+        report({ model: modelPath, threads: threads ?? null, promptTokens, genTokens, loadMs, ...timings, peakRssBytes: process.resourceUsage().maxRSS * 1024, fileBytes: await modelBytes(modelPath), route: session.route }, ctx, json)
+      } finally {
+        await session.close()
+      }
+    })
+    return
+  }
 
   const source = await openSource(modelPath, ctx.signal)
   try {
@@ -73,42 +97,43 @@ export async function benchCommand (args: string[], ctx: CommandContext): Promis
     if (!json) ctx.stderr(`loading ${modelPath} ...\n`)
     const { model, loadMs } = await loadWeights(source, { signal: ctx.signal, threads })
     const session = model.createSession(promptTokens + genTokens)
-
-    let started = performance.now()
-    let next = argmax(session.forward(benchPromptIds(promptTokens, vocabSize)))
-    const prefillMs = performance.now() - started
-    started = performance.now()
-    for (let i = 0; i < genTokens; i++) {
-      ctx.signal.throwIfAborted()
-      next = argmax(session.forward([next]))
-    }
-    const decodeMs = performance.now() - started
-
-    const result: BenchResult = {
-      model: modelPath,
-      threads: threads ?? null,
-      promptTokens,
-      genTokens,
-      loadMs,
-      prefillTokensPerSecond: promptTokens / (prefillMs / 1000),
-      decodeTokensPerSecond: genTokens / (decodeMs / 1000),
-      peakRssBytes: process.resourceUsage().maxRSS * 1024,
-      fileBytes: await modelBytes(modelPath)
-    }
-    if (json) {
-      ctx.stdout(JSON.stringify(result) + '\n')
-    } else {
-      const mib = (n: number): string => (n / 2 ** 20).toFixed(1) + ' MiB'
-      ctx.stdout([
-        `model     ${modelPath} (${mib(result.fileBytes)}, ${source.config.architecture}, ${source.config.nLayers} layers)`,
-        `threads   ${threads ?? 'default'}`,
-        `load      ${loadMs.toFixed(0)} ms`,
-        `prefill   ${promptTokens} tokens, ${result.prefillTokensPerSecond.toFixed(1)} tokens/s`,
-        `decode    ${genTokens} tokens, ${result.decodeTokensPerSecond.toFixed(1)} tokens/s`,
-        `peak RSS  ${mib(result.peakRssBytes)}`
-      ].join('\n') + '\n')
-    }
+    const timings = await timeRun(tokens => session.forward(tokens), benchPromptIds(promptTokens, vocabSize), genTokens, ctx.signal)
+    report({
+      model: modelPath, threads: threads ?? null, promptTokens, genTokens, loadMs, ...timings,
+      peakRssBytes: process.resourceUsage().maxRSS * 1024, fileBytes: await modelBytes(modelPath)
+    }, ctx, json, `${source.config.architecture}, ${source.config.nLayers} layers`)
   } finally {
     await source.close()
   }
+}
+
+/** prefill of `prompt`, then `genTokens` greedy decode steps; tokens/s of each phase */
+async function timeRun (forward: (tokens: number[]) => Float32Array | Promise<Float32Array>, prompt: number[], genTokens: number, signal: AbortSignal): Promise<{ prefillTokensPerSecond: number, decodeTokensPerSecond: number }> {
+  let started = performance.now()
+  let next = argmax(await forward(prompt))
+  const prefillMs = performance.now() - started
+  started = performance.now()
+  for (let i = 0; i < genTokens; i++) {
+    signal.throwIfAborted()
+    next = argmax(await forward([next]))
+  }
+  const decodeMs = performance.now() - started
+  return { prefillTokensPerSecond: prompt.length / (prefillMs / 1000), decodeTokensPerSecond: genTokens / (decodeMs / 1000) }
+}
+
+function report (result: BenchResult, ctx: CommandContext, json: boolean, describe?: string): void {
+  if (json) {
+    ctx.stdout(JSON.stringify(result) + '\n')
+    return
+  }
+  const mib = (n: number): string => (n / 2 ** 20).toFixed(1) + ' MiB'
+  ctx.stdout([
+    `model     ${result.model} (${mib(result.fileBytes)}${describe !== undefined ? `, ${describe}` : ''})`,
+    ...(result.route !== undefined ? [`route     ${result.route.map(r => `[${r.blocks[0]}, ${r.blocks[1]}) on ${r.peerId.slice(-8)}`).join(' -> ')}`] : []),
+    `threads   ${result.threads ?? 'default'}`,
+    `load      ${result.loadMs.toFixed(0)} ms`,
+    `prefill   ${result.promptTokens} tokens, ${result.prefillTokensPerSecond.toFixed(1)} tokens/s`,
+    `decode    ${result.genTokens} tokens, ${result.decodeTokensPerSecond.toFixed(1)} tokens/s`,
+    `peak RSS  ${mib(result.peakRssBytes)}`
+  ].join('\n') + '\n')
 }

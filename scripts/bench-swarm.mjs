@@ -1,0 +1,98 @@
+#!/usr/bin/env node
+// The cost of the swarm: decode and prefill tokens/s through a 3-node loopback swarm vs the same model in one
+// process, alternating runs, and the milliseconds each hop adds per token.
+//
+//   node scripts/bench-swarm.mjs [--model PATH] [--threads 1] [--prompt-tokens 128] [--gen-tokens 64] [--runs 3]
+//
+// Default model: the TinyLlama-shaped random 8-layer q8_0 GGUF (dim 2048, 32 heads / 4 KV heads, ffn 5632,
+// vocab 32000), written to .cache/bench/ on first use. Nodes serve thirds of the blocks ([0, 3), [3, 5), [5, 8) for 8) with --threads N each;
+// the local run uses --threads N too, so the one node computing at any moment has the threads the local run has.
+// Local: `swarm bench --model M --json`; swarm: `swarm bench --bootstrap B --model M --json` (load time excluded).
+import { spawn, spawnSync } from 'node:child_process'
+import { existsSync, mkdirSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+const swarmCli = join(root, 'packages/client/dist/cli.js')
+const nodeCli = join(root, 'packages/node/dist/cli.js')
+
+const o = { threads: 1, promptTokens: 128, genTokens: 64, runs: 3 }
+const argv = process.argv.slice(2)
+for (let i = 0; i < argv.length; i++) {
+  const a = argv[i]
+  const v = () => { if (argv[i + 1] === undefined) throw new Error(`missing value for ${a}`); return argv[++i] }
+  if (a === '--model') o.model = v()
+  else if (a === '--threads') o.threads = Number(v())
+  else if (a === '--prompt-tokens') o.promptTokens = Number(v())
+  else if (a === '--gen-tokens') o.genTokens = Number(v())
+  else if (a === '--runs') o.runs = Number(v())
+  else { console.error(`unknown argument ${a}`); process.exit(2) }
+}
+
+if (o.model === undefined) {
+  o.model = join(root, '.cache/bench/tinyllama-8l-q8_0.gguf')
+  if (!existsSync(o.model)) {
+    mkdirSync(dirname(o.model), { recursive: true })
+    console.error(`writing ${o.model} ...`)
+    const r = spawnSync(process.execPath, [swarmCli, 'make-model', '--preset', 'tinyllama-8l', '--dtype', 'q8_0', '--out', o.model], { stdio: 'inherit' })
+    if (r.status !== 0) process.exit(1)
+  }
+}
+
+const children = []
+function start (args) {
+  const child = spawn(process.execPath, [nodeCli, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
+  children.push(child)
+  return new Promise((resolveReady, reject) => {
+    let out = ''
+    child.stdout.setEncoding('utf8').on('data', chunk => {
+      out += chunk
+      const line = out.split('\n').find(l => l.startsWith('{"event":"ready"'))
+      if (line !== undefined) resolveReady(JSON.parse(line))
+    })
+    child.once('exit', code => reject(new Error(`${args[0]} exited with ${code}`)))
+  })
+}
+function stopAll () { for (const c of children) c.kill('SIGTERM') }
+process.on('exit', () => { for (const c of children) c.kill('SIGKILL') })
+
+function bench (extra) {
+  const r = spawnSync(process.execPath, [swarmCli, 'bench', '--model', o.model, '--prompt-tokens', String(o.promptTokens),
+    '--gen-tokens', String(o.genTokens), '--json', ...extra], { encoding: 'utf8', maxBuffer: 64 << 20 })
+  if (r.status !== 0) throw new Error(`swarm bench failed: ${r.stderr}`)
+  return JSON.parse(r.stdout.trim().split('\n').pop())
+}
+
+const median = values => { const s = [...values].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] }
+
+try {
+  const dht = await start(['dht', '--json'])
+  const bootstrap = dht.addrs[0]
+  const info = spawnSync(process.execPath, [nodeCli, 'inspect', '--model', o.model, '--json'], { encoding: 'utf8', maxBuffer: 64 << 20 })
+  const nLayers = JSON.parse(info.stdout).config.nLayers
+  const cut = k => Math.round(k * nLayers / 3)
+  const spans = [[0, cut(1)], [cut(1), cut(2)], [cut(2), nLayers]]
+  for (const [a, b] of spans) {
+    await start(['serve', '--model', o.model, '--blocks', `${a}:${b}`, '--bootstrap', bootstrap, '--threads', String(o.threads), '--json'])
+  }
+  const local = []
+  const swarm = []
+  for (let run = 0; run < o.runs; run++) {
+    local.push(bench(['--threads', String(o.threads)]))
+    swarm.push(bench(['--bootstrap', bootstrap]))
+    console.error(`run ${run + 1}/${o.runs}: local decode ${local.at(-1).decodeTokensPerSecond.toFixed(2)} tok/s, swarm ${swarm.at(-1).decodeTokensPerSecond.toFixed(2)} tok/s`)
+  }
+  const hops = swarm[0].route.length
+  const ld = median(local.map(r => r.decodeTokensPerSecond))
+  const sd = median(swarm.map(r => r.decodeTokensPerSecond))
+  const lp = median(local.map(r => r.prefillTokensPerSecond))
+  const sp = median(swarm.map(r => r.prefillTokensPerSecond))
+  console.log(`model   ${o.model}`)
+  console.log(`route   ${swarm[0].route.map(r => `[${r.blocks[0]}, ${r.blocks[1]})`).join(' -> ')} (${hops} nodes, --threads ${o.threads} each; local --threads ${o.threads})`)
+  console.log(`decode  local ${ld.toFixed(2)} tok/s   swarm ${sd.toFixed(2)} tok/s   ratio swarm/local ${(sd / ld).toFixed(3)}`)
+  console.log(`prefill local ${lp.toFixed(1)} tok/s   swarm ${sp.toFixed(1)} tok/s   ratio swarm/local ${(sp / lp).toFixed(3)}`)
+  console.log(`added per token ${(1000 / sd - 1000 / ld).toFixed(2)} ms, per hop ${((1000 / sd - 1000 / ld) / hops).toFixed(2)} ms (medians of ${o.runs} alternating runs)`)
+} finally {
+  stopAll()
+}
