@@ -217,3 +217,36 @@ describe('a block with no server', () => {
     expect(run.stdout).toMatch(/blocks with no server: 2\n/)
   })
 })
+
+describe('node lifecycle', () => {
+  let harness: SwarmHarness
+  let keyFile: string
+  beforeAll(async () => {
+    keyFile = join(dir, 'node.key')
+    harness = await setup({ model: modelPath, nodes: [{ blocks: [0, nLayers], args: ['--key', keyFile] }, { blocks: [0, nLayers] }] })
+  })
+  afterAll(async () => { await harness?.cleanup() })
+
+  it('SIGTERM: the node announces offline, exits 0, and clients route around it', async () => {
+    const [keyed, other] = harness.nodes
+    keyed.kill('SIGTERM')
+    expect(await keyed.exited).toBe(0)
+    expect(keyed.stderr()).toMatch(/going offline/)
+    const client = await Swarm.connect({ bootstrap: [harness.bootstrap] })
+    try {
+      const model = await client.model(modelPath)
+      // its last record says offline, so the view holds only the other node
+      expect(model.view.servers.map(s => s.peerId)).toEqual([other.ready.peerId])
+      const result = await runGeneration(model.runner(await model.inferenceSession({ maxLength: 64 })), model.tokenizer, PROMPT, { maxTokens: 8 })
+      expect(result.tokens).toEqual(localTokens.slice(0, 8))
+    } finally {
+      await client.close()
+    }
+  })
+
+  it('--key keeps the peer identity across restarts', async () => {
+    const before = harness.nodes[0].ready.peerId
+    const again = await harness.addNode({ blocks: [0, nLayers], args: ['--key', keyFile] })
+    expect(again.ready.peerId).toBe(before)
+  })
+})
