@@ -202,7 +202,7 @@ export class InferenceSession {
       try {
         for (const s of spans) {
           opened.push(await SpanSession.open(this.host, s.peerId, {
-            sessionId: this.id, modelId: this.view.modelId, start: s.start, end: s.end, maxLength: this.maxLength,
+            sessionId: this.id, modelId: this.view.modelId, start: s.start, end: s.end, maxLength: this.maxLength, dim: this.dim,
             wireDtype: this.wireDtype, signal, openTimeoutMs: this.policy.openTimeoutMs
           }))
         }

@@ -14,6 +14,8 @@ export interface SpanSessionOptions {
   start: number
   end: number
   maxLength: number
+  /** hidden size of the model */
+  dim: number
   /** dtype of hidden states on the wire (f32 keeps results equal to a local run) */
   wireDtype: WireDtype
   signal?: AbortSignal
@@ -37,7 +39,9 @@ export class SpanSession {
     this.end = options.end
     this.stream = stream
     this.wireDtype = options.wireDtype
-    this.lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES, maxBufferSize: MAX_FRAME_BYTES + 16 })
+    // a result is never larger than the session's longest step, so a server cannot make us buffer more
+    const maxFrameBytes = Math.min(MAX_FRAME_BYTES, options.maxLength * options.dim * 4 + 4096)
+    this.lp = lpStream(stream, { maxDataLength: maxFrameBytes, maxBufferSize: 2 * maxFrameBytes })
   }
 
   static async open (host: SwarmHost, peerId: string, options: SpanSessionOptions): Promise<SpanSession> {

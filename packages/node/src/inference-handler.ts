@@ -36,8 +36,15 @@ async function send (lp: Lp, message: Parameters<typeof encodeNodeMessage>[0]): 
   await lp.write(encodeNodeMessage(message))
 }
 
+/** largest open frame: a handful of small fields */
+const MAX_OPEN_FRAME_BYTES = 4096
+/** msgpack envelope of a step frame beyond its tensor bytes (type, ids, dtype, shape) */
+const STEP_FRAME_OVERHEAD_BYTES = 1024
+
 export async function handleInferenceStream (ctx: InferenceContext, stream: Stream, connection: Connection): Promise<void> {
-  const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES, maxBufferSize: MAX_FRAME_BYTES + 16 })
+  // before the open is accepted a peer may send only small frames; after it, frames up to the largest step the
+  // session can take, so what one stream can make the node buffer stays proportional to the cache it reserved
+  let lp = lpStream(stream, { maxDataLength: MAX_OPEN_FRAME_BYTES, maxBufferSize: 4 * MAX_OPEN_FRAME_BYTES })
   const remote = connection.remotePeer.toString()
   let open: OpenMessage
   try {
@@ -59,6 +66,8 @@ export async function handleInferenceStream (ctx: InferenceContext, stream: Stre
 
   const blocks = open.blocks
   const id = open.sessionId
+  const maxStepBytes = Math.min(MAX_FRAME_BYTES, open.maxLength * ctx.dim * 4 + STEP_FRAME_OVERHEAD_BYTES)
+  lp = lpStream(lp.unwrap(), { maxDataLength: maxStepBytes, maxBufferSize: maxStepBytes + MAX_OPEN_FRAME_BYTES })
   let reserved: number
   try {
     reserved = ctx.table.reserve(id, open.maxLength, blocks[1] - blocks[0])

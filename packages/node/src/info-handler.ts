@@ -3,11 +3,11 @@ import type { Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import { encodeInfoResponse, errorToWire, MAX_FRAME_BYTES, parseInfoRequest, type InfoMessage } from '@swarm/protocol'
 
-/** largest info frame: a ping payload (throughput probe) of up to 1 MiB plus headers */
-const MAX_INFO_FRAME_BYTES = Math.min(MAX_FRAME_BYTES, 1024 * 1024 + 1024)
+/** largest info frame: a ping payload (RTT/throughput probe) of up to 64 KiB plus headers */
+const MAX_INFO_FRAME_BYTES = Math.min(MAX_FRAME_BYTES, 64 * 1024 + 1024)
 
 export async function handleInfoStream (info: () => InfoMessage, stream: Stream): Promise<void> {
-  const lp = lpStream(stream, { maxDataLength: MAX_INFO_FRAME_BYTES })
+  const lp = lpStream(stream, { maxDataLength: MAX_INFO_FRAME_BYTES, maxBufferSize: 2 * MAX_INFO_FRAME_BYTES })
   try {
     const frame = await lp.read({ signal: AbortSignal.timeout(10_000) })
     let response
