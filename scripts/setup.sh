@@ -10,4 +10,5 @@ if [ -f pnpm-lock.yaml ]; then
 else
   $PNPM install --reporter=append-only >&2
 fi
+$PNPM --filter @swarm/kernels run build:wasm >&2   # WebAssembly SIMD kernels (AssemblyScript) -> packages/kernels/dist/wasm/
 $PNPM exec tsc -b >&2

@@ -25,7 +25,13 @@ export interface Backend {
     startPos: number, nHeads: number, nKvHeads: number, headDim: number) => void
   swiglu?: (out: Float32Array, gate: Float32Array, up: Float32Array, n: number) => void
   add?: (out: Float32Array, a: Float32Array, b: Float32Array, n: number) => void
+  /**
+   * Called once per matmul weight at model load: a backend that keeps weights in its own memory (wasm, GPU) copies
+   * the stored bytes there and returns the tensor to use from then on (same dtype and shape).
+   */
+  prepareWeight?: (w: Tensor) => Tensor
 }
 
-/** The dispatched op set the model code calls: every op present. */
-export type Ops = Required<Pick<Backend, 'matmul' | 'rmsNorm' | 'rope' | 'attention' | 'swiglu' | 'add'>>
+/** The dispatched op set the model code calls: every op present, plus the optional weight upload hook. */
+export type Ops = Required<Pick<Backend, 'matmul' | 'rmsNorm' | 'rope' | 'attention' | 'swiglu' | 'add'>> &
+  Pick<Backend, 'prepareWeight'>

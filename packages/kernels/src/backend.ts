@@ -54,7 +54,9 @@ export class BackendRegistry {
       attention: (out, q, k, v, T, startPos, nHeads, nKvHeads, headDim) =>
         pick('attention', { shape: [nHeads, nKvHeads, headDim] }).attention!(out, q, k, v, T, startPos, nHeads, nKvHeads, headDim),
       swiglu: (out, gate, up, n) => pick('swiglu', { shape: [n] }).swiglu!(out, gate, up, n),
-      add: (out, a, b, n) => pick('add', { shape: [n] }).add!(out, a, b, n)
+      add: (out, a, b, n) => pick('add', { shape: [n] }).add!(out, a, b, n),
+      // the backend that will run a weight's matmuls owns its bytes
+      prepareWeight: (w) => pick('matmul', { dtype: w.dtype, shape: w.shape }).prepareWeight?.(w) ?? w
     }
   }
 }

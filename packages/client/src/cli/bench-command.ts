@@ -1,7 +1,7 @@
 /** `swarm bench`: load time, prefill and greedy decode throughput, peak memory of one model in this process. */
-import { argmax, createRandom } from '@swarm/kernels'
+import { argmax, BACKEND_CHOICES, createRandom, type BackendChoice } from '@swarm/kernels'
 import { ContextOverflowError } from '../errors.js'
-import { integerFlag, parseFlags, requireString } from './args.js'
+import { integerFlag, parseFlags, requireString, UsageError } from './args.js'
 import { loadWeights, modelBytes, openSource } from './model.js'
 import type { CommandContext } from './context.js'
 import { swarmFlags, swarmFlagsHelp, targetOf, withSwarmModel } from './swarm-target.js'
@@ -19,18 +19,23 @@ and prints load time, prefill and decode tokens/s and peak RSS. With --bootstrap
 
 Options:
   --model PATH          GGUF file or Hugging Face model directory
-${swarmFlagsHelp.replace(/ {4}(?=\S)/g, '')}  --threads N           worker threads for backends that use them
+${swarmFlagsHelp.replace(/ {4}(?=\S)/g, '')}  --threads N           compute threads, the main thread included (wasm backend; default every core)
+  --backend B           cpu | wasm | auto (default auto: wasm when it loads, else the CPU reference)
   --prompt-tokens P     prompt length (default ${DEFAULT_BENCH_PROMPT_TOKENS})
   --gen-tokens G        tokens to decode (default ${DEFAULT_BENCH_GEN_TOKENS})
-  --json                print {model, threads, promptTokens, genTokens, loadMs, prefillTokensPerSecond,
+  --json                print {model, backend, threads, promptTokens, genTokens, loadMs, prefillTokensPerSecond,
                         decodeTokensPerSecond, peakRssBytes, fileBytes}
   -h, --help            show this help
 `
 
 export interface BenchResult {
   model: string
+  /** the backend that ran the ops ('wasm' or 'cpu-reference'; local runs only) */
+  backend?: string
   /** the --threads value, or null when the backend's default was used */
   threads: number | null
+  /** threads the backend actually runs (local runs only) */
+  threadsUsed?: number
   promptTokens: number
   genTokens: number
   loadMs: number
@@ -54,6 +59,7 @@ export async function benchCommand (args: string[], ctx: CommandContext): Promis
   const values = parseFlags('swarm bench', args, {
     model: { type: 'string' },
     threads: { type: 'string' },
+    backend: { type: 'string' },
     'prompt-tokens': { type: 'string' },
     'gen-tokens': { type: 'string' },
     json: { type: 'boolean' },
@@ -68,6 +74,8 @@ export async function benchCommand (args: string[], ctx: CommandContext): Promis
   const promptTokens = integerFlag(values, 'prompt-tokens', 1) ?? DEFAULT_BENCH_PROMPT_TOKENS
   const genTokens = integerFlag(values, 'gen-tokens', 1) ?? DEFAULT_BENCH_GEN_TOKENS
   const json = values.json === true
+  const backendChoice = (values.backend ?? 'auto') as BackendChoice
+  if (!BACKEND_CHOICES.includes(backendChoice)) throw new UsageError(`--backend must be one of ${BACKEND_CHOICES.join(', ')}`)
   if (targetOf(values, { localFlag: false }) === 'swarm') {
     const started = performance.now()
     await withSwarmModel(values, modelPath, ctx, async model => {
@@ -95,11 +103,11 @@ export async function benchCommand (args: string[], ctx: CommandContext): Promis
       throw new ContextOverflowError(`${promptTokens} prompt + ${genTokens} generated tokens exceed the model's context length of ${contextLength}`)
     }
     if (!json) ctx.stderr(`loading ${modelPath} ...\n`)
-    const { model, loadMs } = await loadWeights(source, { signal: ctx.signal, threads })
+    const { model, loadMs, backend, threads: threadsUsed } = await loadWeights(source, { signal: ctx.signal, threads, backend: backendChoice })
     const session = model.createSession(promptTokens + genTokens)
     const timings = await timeRun(tokens => session.forward(tokens), benchPromptIds(promptTokens, vocabSize), genTokens, ctx.signal)
     report({
-      model: modelPath, threads: threads ?? null, promptTokens, genTokens, loadMs, ...timings,
+      model: modelPath, backend, threads: threads ?? null, threadsUsed, promptTokens, genTokens, loadMs, ...timings,
       peakRssBytes: process.resourceUsage().maxRSS * 1024, fileBytes: await modelBytes(modelPath)
     }, ctx, json, `${source.config.architecture}, ${source.config.nLayers} layers`)
   } finally {
@@ -130,7 +138,7 @@ function report (result: BenchResult, ctx: CommandContext, json: boolean, descri
   ctx.stdout([
     `model     ${result.model} (${mib(result.fileBytes)}${describe !== undefined ? `, ${describe}` : ''})`,
     ...(result.route !== undefined ? [`route     ${result.route.map(r => `[${r.blocks[0]}, ${r.blocks[1]}) on ${r.peerId.slice(-8)}`).join(' -> ')}`] : []),
-    `threads   ${result.threads ?? 'default'}`,
+    `threads   ${result.threadsUsed ?? result.threads ?? 'default'}${result.backend !== undefined ? ` (backend ${result.backend})` : ''}`,
     `load      ${result.loadMs.toFixed(0)} ms`,
     `prefill   ${result.promptTokens} tokens, ${result.prefillTokensPerSecond.toFixed(1)} tokens/s`,
     `decode    ${result.genTokens} tokens, ${result.decodeTokensPerSecond.toFixed(1)} tokens/s`,

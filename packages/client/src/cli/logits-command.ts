@@ -68,7 +68,8 @@ export async function logitsCommand (args: string[], ctx: CommandContext): Promi
   const source = await openSource(modelPath, ctx.signal)
   try {
     check(source.config.vocabSize, source.config.contextLength)
-    const { model } = await loadWeights(source, { signal: ctx.signal, threads })
+    // the CPU reference: printed logits are meant to be compared exactly (oracles, swarm vs local)
+    const { model } = await loadWeights(source, { signal: ctx.signal, threads, backend: 'cpu' })
     print(model.createSession(tokens.length).forward(tokens, { allLogits: true }), source.config.vocabSize)
   } finally {
     await source.close()

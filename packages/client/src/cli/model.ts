@@ -1,18 +1,27 @@
 /** Opening a model for the CLI commands. */
 import { stat, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { LocalModel, loadTokenizer, openModel, type ModelSource, type Tokenizer } from '@swarm/kernels'
+import { LocalModel, loadTokenizer, openModel, selectBackend, type BackendChoice, type ModelSource, type Tokenizer } from '@swarm/kernels'
 
 /** opens a GGUF file or HF directory (headers only); a missing path is a ModelNotFoundError */
 export async function openSource (path: string, signal?: AbortSignal): Promise<ModelSource> {
   return await openModel(path, { signal })
 }
 
-/** reads the weights of an opened model; `loadMs` is the time that took */
-export async function loadWeights (source: ModelSource, options: { signal?: AbortSignal, threads?: number }): Promise<{ model: LocalModel, loadMs: number }> {
+export interface LoadWeightsOptions {
+  signal?: AbortSignal
+  /** compute threads (wasm backend; default every core) */
+  threads?: number
+  /** compute backend (default 'auto': wasm when it loads, else the CPU reference) */
+  backend?: BackendChoice
+}
+
+/** reads the weights of an opened model; `loadMs` is the time that took; `backend`/`threads` say what runs it */
+export async function loadWeights (source: ModelSource, options: LoadWeightsOptions): Promise<{ model: LocalModel, loadMs: number, backend: string, threads: number }> {
   const started = performance.now()
-  const model = await LocalModel.load(source, { signal: options.signal, threads: options.threads })
-  return { model, loadMs: performance.now() - started }
+  const selected = await selectBackend(options.backend ?? 'auto', { threads: options.threads })
+  const model = await LocalModel.load(source, { signal: options.signal, threads: selected.threads, ops: selected.ops })
+  return { model, loadMs: performance.now() - started, backend: selected.name, threads: selected.threads }
 }
 
 export interface OpenedModel {
@@ -24,7 +33,7 @@ export interface OpenedModel {
 }
 
 /** opens `path` and loads tokenizer and weights; the caller closes `source` */
-export async function loadLocalModel (path: string, options: { signal?: AbortSignal, threads?: number }): Promise<OpenedModel> {
+export async function loadLocalModel (path: string, options: LoadWeightsOptions): Promise<OpenedModel> {
   const source = await openSource(path, options.signal)
   try {
     const tokenizer = await loadTokenizer(source)

@@ -9,7 +9,9 @@ import type { ModelConfig, ModelSource } from '../types.js'
 import { KvCache } from './kv-cache.js'
 import { forwardBlocks, type BlockWeights } from './llama.js'
 import { ropeInverseFrequencies } from './rope-frequencies.js'
-import { loadBlockWeights, loadHeadWeights, loadRopeFreqFactors, type HeadWeights } from './weights.js'
+import {
+  loadBlockWeights, loadHeadWeights, loadRopeFreqFactors, prepareBlockWeights, prepareHeadWeights, type HeadWeights
+} from './weights.js'
 
 export { KvCache, kvBytesPerToken } from './kv-cache.js'
 export { forwardBlock, forwardBlocks, createRunState, type BlockWeights, type RunState } from './llama.js'
@@ -48,10 +50,11 @@ export class BlockStack {
     if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > n || start >= end) {
       throw new Error(`invalid block range [${start}, ${end}) for a model of ${n} blocks`)
     }
+    const ops = options.ops ?? defaultRegistry.ops()
     const blocks: BlockWeights[] = []
-    for (let b = start; b < end; b++) blocks.push(await loadBlockWeights(source, b, options))
+    for (let b = start; b < end; b++) blocks.push(prepareBlockWeights(ops, await loadBlockWeights(source, b, options)))
     const invFreqs = ropeInverseFrequencies(source.config, await loadRopeFreqFactors(source, options))
-    return new BlockStack(source.config, start, end, blocks, invFreqs, options.ops ?? defaultRegistry.ops())
+    return new BlockStack(source.config, start, end, blocks, invFreqs, ops)
   }
 
   /**
@@ -99,7 +102,8 @@ export class ModelHead {
   }
 
   static async load (source: ModelSource, options: LoadOptions = {}): Promise<ModelHead> {
-    return new ModelHead(source.config, await loadHeadWeights(source, options), options.ops ?? defaultRegistry.ops())
+    const ops = options.ops ?? defaultRegistry.ops()
+    return new ModelHead(source.config, prepareHeadWeights(ops, await loadHeadWeights(source, options)), ops)
   }
 
   /** embedding rows of `tokens` -> hidden states [T, dim] */

@@ -1,5 +1,6 @@
 /** Loads the tensors a block range or the model head needs, checking every shape against the config. */
 import { dequantize } from '../quant/index.js'
+import type { Ops } from '../backend-types.js'
 import type { ModelConfig, ModelSource, Tensor } from '../types.js'
 import type { BlockWeights } from './llama.js'
 
@@ -62,4 +63,27 @@ export async function loadRopeFreqFactors (source: ModelSource, options: Options
   const info = source.tensors.get('rope_freqs.weight')
   if (info === undefined) return undefined
   return await loadVector(source, 'rope_freqs.weight', source.config.headDim / 2, options)
+}
+
+/** hands each matmul weight to the backend that will multiply by it (e.g. copied once into wasm memory) */
+export function prepareBlockWeights (ops: Ops, w: BlockWeights): BlockWeights {
+  const prepare = ops.prepareWeight
+  if (prepare === undefined) return w
+  return {
+    ...w,
+    wq: prepare(w.wq),
+    wk: prepare(w.wk),
+    wv: prepare(w.wv),
+    wo: prepare(w.wo),
+    wGate: prepare(w.wGate),
+    wUp: prepare(w.wUp),
+    wDown: prepare(w.wDown)
+  }
+}
+
+/** the LM head goes to the backend; the embedding table stays where it is (rows are read one by one), unless tied */
+export function prepareHeadWeights (ops: Ops, w: HeadWeights): HeadWeights {
+  if (ops.prepareWeight === undefined) return w
+  const output = ops.prepareWeight(w.output)
+  return { ...w, output, tokenEmbedding: w.output === w.tokenEmbedding ? output : w.tokenEmbedding }
 }

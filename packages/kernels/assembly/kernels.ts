@@ -1,0 +1,763 @@
+// WebAssembly SIMD kernels of the wasm backend (AssemblyScript, compiled by `pnpm run build:wasm`).
+//
+// No runtime, no allocation: every argument is a byte address into the (shared, imported) memory, which the JS side
+// manages. Weights are read in their stored format (ggml block layouts, see src/quant/dtypes.ts); nothing is
+// expanded to f32. Matmul kernels compute rows [r0, r1) of out[T, rows] = x[T, cols] . W^T, so that threads can split
+// rows. Quantized weights take an activation pre-quantized to q8_0 (or q8_K) whose quants are widened to int16 once
+// per token, so the inner loops widen only the weights before i32x4.dot_i16x8_s (pmaddwd).
+//
+// Relaxed SIMD: when compiled with --enable relaxed-simd, f32 multiply-adds use f32x4.relaxed_madd (an FMA where
+// the CPU has one); the JS side picks that binary only after WebAssembly.validate accepts it.
+
+// ---- helpers ----
+
+/** f16 bits -> f32 (subnormals exact; inf/nan kept) */
+@inline function f16ToF32 (h: u32): f32 {
+  const em = h & 0x7fff
+  let bits = reinterpret<u32>(reinterpret<f32>(em << 13) * reinterpret<f32>(0x77800000)) // * 2^112
+  if (em >= 0x7c00) bits = (em << 13) | 0x7f800000
+  return reinterpret<f32>(bits | ((h & 0x8000) << 16))
+}
+
+/** 8 f16 (as u16 lanes of v) widened: the low or high 4 as f32x4 (inf/nan are not special-cased here) */
+@inline function f16x4ToF32 (h32: v128): v128 {
+  const sign = i32x4.shl(v128.and(h32, i32x4.splat(0x8000)), 16)
+  const em = i32x4.shl(v128.and(h32, i32x4.splat(0x7fff)), 13)
+  return v128.or(f32x4.mul(em, f32x4.splat(reinterpret<f32>(0x77800000))), sign)
+}
+
+@inline function fmadd (a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c)
+  return f32x4.add(f32x4.mul(a, b), c)
+}
+
+@inline function hsum (v: v128): f32 {
+  return (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1)) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3))
+}
+
+/** 1 when compiled with relaxed SIMD */
+export function relaxed (): i32 {
+  return ASC_FEATURE_RELAXED_SIMD ? 1 : 0
+}
+
+// ---- f32 weights ----
+
+/** dot of n f32 at w and x */
+@inline function dotF32 (w: usize, x: usize, n: i32): f32 {
+  let a0 = f32x4.splat(0)
+  let a1 = f32x4.splat(0)
+  let a2 = f32x4.splat(0)
+  let a3 = f32x4.splat(0)
+  let i = 0
+  for (; i + 16 <= n; i += 16) {
+    const o = <usize>i << 2
+    a0 = fmadd(v128.load(w + o), v128.load(x + o), a0)
+    a1 = fmadd(v128.load(w + o, 16), v128.load(x + o, 16), a1)
+    a2 = fmadd(v128.load(w + o, 32), v128.load(x + o, 32), a2)
+    a3 = fmadd(v128.load(w + o, 48), v128.load(x + o, 48), a3)
+  }
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2
+    a0 = fmadd(v128.load(w + o), v128.load(x + o), a0)
+  }
+  let s = hsum(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)))
+  for (; i < n; i++) s += load<f32>(w + (<usize>i << 2)) * load<f32>(x + (<usize>i << 2))
+  return s
+}
+
+export function matmul_f32 (w: usize, x: usize, out: usize, rows: i32, cols: i32, T: i32, r0: i32, r1: i32): void {
+  const rowBytes = <usize>cols << 2
+  let t = 0
+  // 4 tokens at a time: every weight vector loaded once feeds 4 dot products (prefill)
+  for (; t + 4 <= T; t += 4) {
+    const x0 = x + <usize>t * rowBytes
+    const x1 = x0 + rowBytes
+    const x2 = x1 + rowBytes
+    const x3 = x2 + rowBytes
+    for (let r = r0; r < r1; r++) {
+      const wr = w + <usize>r * rowBytes
+      let a0 = f32x4.splat(0)
+      let a1 = f32x4.splat(0)
+      let a2 = f32x4.splat(0)
+      let a3 = f32x4.splat(0)
+      let b0 = f32x4.splat(0)
+      let b1 = f32x4.splat(0)
+      let b2 = f32x4.splat(0)
+      let b3 = f32x4.splat(0)
+      let i = 0
+      for (; i + 8 <= cols; i += 8) {
+        const o = <usize>i << 2
+        const wv = v128.load(wr + o)
+        const wv2 = v128.load(wr + o, 16)
+        a0 = fmadd(wv, v128.load(x0 + o), a0)
+        a1 = fmadd(wv, v128.load(x1 + o), a1)
+        a2 = fmadd(wv, v128.load(x2 + o), a2)
+        a3 = fmadd(wv, v128.load(x3 + o), a3)
+        b0 = fmadd(wv2, v128.load(x0 + o, 16), b0)
+        b1 = fmadd(wv2, v128.load(x1 + o, 16), b1)
+        b2 = fmadd(wv2, v128.load(x2 + o, 16), b2)
+        b3 = fmadd(wv2, v128.load(x3 + o, 16), b3)
+      }
+      let s0 = hsum(f32x4.add(a0, b0))
+      let s1 = hsum(f32x4.add(a1, b1))
+      let s2 = hsum(f32x4.add(a2, b2))
+      let s3 = hsum(f32x4.add(a3, b3))
+      for (; i < cols; i++) {
+        const o = <usize>i << 2
+        const wv = load<f32>(wr + o)
+        s0 += wv * load<f32>(x0 + o)
+        s1 += wv * load<f32>(x1 + o)
+        s2 += wv * load<f32>(x2 + o)
+        s3 += wv * load<f32>(x3 + o)
+      }
+      const po = out + ((<usize>t * rows + r) << 2)
+      store<f32>(po, s0)
+      store<f32>(po + (<usize>rows << 2), s1)
+      store<f32>(po + (<usize>rows << 3), s2)
+      store<f32>(po + (<usize>rows * 12), s3)
+    }
+  }
+  for (; t < T; t++) {
+    const xt = x + <usize>t * rowBytes
+    for (let r = r0; r < r1; r++) {
+      store<f32>(out + ((<usize>t * rows + r) << 2), dotF32(w + <usize>r * rowBytes, xt, cols))
+    }
+  }
+}
+
+// ---- f16 weights ----
+
+@inline function dotF16 (w: usize, x: usize, n: i32): f32 {
+  let a0 = f32x4.splat(0)
+  let a1 = f32x4.splat(0)
+  let i = 0
+  for (; i + 8 <= n; i += 8) {
+    const h = v128.load(w + (<usize>i << 1))
+    const xo = x + (<usize>i << 2)
+    a0 = fmadd(f16x4ToF32(i32x4.extend_low_i16x8_u(h)), v128.load(xo), a0)
+    a1 = fmadd(f16x4ToF32(i32x4.extend_high_i16x8_u(h)), v128.load(xo, 16), a1)
+  }
+  let s = hsum(f32x4.add(a0, a1))
+  for (; i < n; i++) s += f16ToF32(load<u16>(w + (<usize>i << 1))) * load<f32>(x + (<usize>i << 2))
+  return s
+}
+
+export function matmul_f16 (w: usize, x: usize, out: usize, rows: i32, cols: i32, T: i32, r0: i32, r1: i32): void {
+  const wRowBytes = <usize>cols << 1
+  const xRowBytes = <usize>cols << 2
+  let t = 0
+  for (; t + 4 <= T; t += 4) {
+    const x0 = x + <usize>t * xRowBytes
+    const x1 = x0 + xRowBytes
+    const x2 = x1 + xRowBytes
+    const x3 = x2 + xRowBytes
+    for (let r = r0; r < r1; r++) {
+      const wr = w + <usize>r * wRowBytes
+      let a0 = f32x4.splat(0)
+      let a1 = f32x4.splat(0)
+      let a2 = f32x4.splat(0)
+      let a3 = f32x4.splat(0)
+      let i = 0
+      for (; i + 8 <= cols; i += 8) {
+        const h = v128.load(wr + (<usize>i << 1))
+        const lo = f16x4ToF32(i32x4.extend_low_i16x8_u(h))
+        const hi = f16x4ToF32(i32x4.extend_high_i16x8_u(h))
+        const o = <usize>i << 2
+        a0 = fmadd(hi, v128.load(x0 + o, 16), fmadd(lo, v128.load(x0 + o), a0))
+        a1 = fmadd(hi, v128.load(x1 + o, 16), fmadd(lo, v128.load(x1 + o), a1))
+        a2 = fmadd(hi, v128.load(x2 + o, 16), fmadd(lo, v128.load(x2 + o), a2))
+        a3 = fmadd(hi, v128.load(x3 + o, 16), fmadd(lo, v128.load(x3 + o), a3))
+      }
+      let s0 = hsum(a0)
+      let s1 = hsum(a1)
+      let s2 = hsum(a2)
+      let s3 = hsum(a3)
+      for (; i < cols; i++) {
+        const wv = f16ToF32(load<u16>(wr + (<usize>i << 1)))
+        const o = <usize>i << 2
+        s0 += wv * load<f32>(x0 + o)
+        s1 += wv * load<f32>(x1 + o)
+        s2 += wv * load<f32>(x2 + o)
+        s3 += wv * load<f32>(x3 + o)
+      }
+      const po = out + ((<usize>t * rows + r) << 2)
+      store<f32>(po, s0)
+      store<f32>(po + (<usize>rows << 2), s1)
+      store<f32>(po + (<usize>rows << 3), s2)
+      store<f32>(po + (<usize>rows * 12), s3)
+    }
+  }
+  for (; t < T; t++) {
+    const xt = x + <usize>t * xRowBytes
+    for (let r = r0; r < r1; r++) {
+      store<f32>(out + ((<usize>t * rows + r) << 2), dotF16(w + <usize>r * wRowBytes, xt, cols))
+    }
+  }
+}
+
+// ---- q8_0 activations ----
+
+/** f32 -> f16 bits, round to nearest even (as ggml's GGML_FP32_TO_FP16 on x86 with F16C) */
+function f32ToF16 (f: f32): u32 {
+  const x = reinterpret<u32>(f)
+  const sign = (x >> 16) & 0x8000
+  const ax = x & 0x7fffffff
+  if (ax >= 0x7f800000) return sign | 0x7c00 | (ax > 0x7f800000 ? 0x200 : 0)
+  if (ax >= 0x477ff000) return sign | 0x7c00 // rounds to inf
+  if (ax < 0x38800000) { // subnormal f16 (or zero)
+    // value * 2^24 rounded to nearest even integer = subnormal mantissa
+    const v = reinterpret<f32>(ax) * <f32>16777216.0
+    return sign | <u32>nearest<f32>(v)
+  }
+  // normal: rebias exponent, round mantissa to 10 bits (nearest even)
+  const m = ax + 0xfff + ((ax >> 13) & 1)
+  return sign | ((m - 0x38000000) >> 13)
+}
+
+/**
+ * T rows of `cols` f32 at x -> q8_0 as llama.cpp's x86 (AVX2) quantize_row_q8_0 does for activations, which the CPU
+ * reference follows: per 32 values d = amax/127 (stored rounded to f16, written as its f32 value at xd),
+ * q = round-half-even(x * (127/amax)), written widened to int16 at xq.
+ */
+export function quantize_q8_0 (x: usize, xq: usize, xd: usize, cols: i32, T: i32): void {
+  const nb = cols >> 5
+  for (let t = 0; t < T; t++) {
+    for (let b = 0; b < nb; b++) {
+      const src = x + ((<usize>t * cols + (b << 5)) << 2)
+      let am = f32x4.abs(v128.load(src))
+      for (let j = 16; j < 128; j += 16) am = f32x4.max(am, f32x4.abs(v128.load(src + j)))
+      const amax = Mathf.max(Mathf.max(f32x4.extract_lane(am, 0), f32x4.extract_lane(am, 1)),
+        Mathf.max(f32x4.extract_lane(am, 2), f32x4.extract_lane(am, 3)))
+      const d: f32 = amax / 127
+      const id = f32x4.splat(amax != 0 ? <f32>127 / amax : 0)
+      store<f32>(xd + ((<usize>t * nb + b) << 2), f16ToF32(f32ToF16(d)))
+      const dst = xq + ((<usize>t * cols + (b << 5)) << 1)
+      for (let j = 0; j < 32; j += 8) {
+        const lo = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(src + (j << 2)), id)))
+        const hi = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(src + (j << 2), 16), id)))
+        v128.store(dst + (j << 1), i16x8.narrow_i32x4_s(lo, hi))
+      }
+    }
+  }
+}
+
+// ---- q8_0 weights (34-byte blocks: f16 d, 32 int8) ----
+
+@inline function blockQ8 (wp: usize, xp: usize): v128 {
+  const q0 = v128.load(wp, 2)
+  const q1 = v128.load(wp, 18)
+  let s = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(q0), v128.load(xp))
+  s = i32x4.add(s, i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(q0), v128.load(xp, 16)))
+  s = i32x4.add(s, i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(q1), v128.load(xp, 32)))
+  return i32x4.add(s, i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(q1), v128.load(xp, 48)))
+}
+
+export function matmul_q8_0 (w: usize, xq: usize, xd: usize, out: usize, rows: i32, cols: i32, T: i32, r0: i32, r1: i32): void {
+  const nb = cols >> 5
+  const rowBytes = <usize>nb * 34
+  const xqRow = <usize>cols << 1
+  const xdRow = <usize>nb << 2
+  let t = 0
+  for (; t + 4 <= T; t += 4) {
+    const q0 = xq + <usize>t * xqRow
+    const d0 = xd + <usize>t * xdRow
+    for (let r = r0; r < r1; r++) {
+      let wp = w + <usize>r * rowBytes
+      let a0 = f32x4.splat(0)
+      let a1 = f32x4.splat(0)
+      let a2 = f32x4.splat(0)
+      let a3 = f32x4.splat(0)
+      for (let b = 0; b < nb; b++, wp += 34) {
+        const dw = f16ToF32(load<u16>(wp))
+        const v0 = v128.load(wp, 2)
+        const v1 = v128.load(wp, 18)
+        const w0 = i16x8.extend_low_i8x16_s(v0)
+        const w1 = i16x8.extend_high_i8x16_s(v0)
+        const w2 = i16x8.extend_low_i8x16_s(v1)
+        const w3 = i16x8.extend_high_i8x16_s(v1)
+        const xo = <usize>b << 6
+        const dOff = <usize>b << 2
+        let xp = q0 + xo
+        let s = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(xp)), i32x4.dot_i16x8_s(w1, v128.load(xp, 16))),
+          i32x4.add(i32x4.dot_i16x8_s(w2, v128.load(xp, 32)), i32x4.dot_i16x8_s(w3, v128.load(xp, 48))))
+        a0 = fmadd(f32x4.convert_i32x4_s(s), f32x4.splat(dw * load<f32>(d0 + dOff)), a0)
+        xp += xqRow
+        s = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(xp)), i32x4.dot_i16x8_s(w1, v128.load(xp, 16))),
+          i32x4.add(i32x4.dot_i16x8_s(w2, v128.load(xp, 32)), i32x4.dot_i16x8_s(w3, v128.load(xp, 48))))
+        a1 = fmadd(f32x4.convert_i32x4_s(s), f32x4.splat(dw * load<f32>(d0 + xdRow + dOff)), a1)
+        xp += xqRow
+        s = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(xp)), i32x4.dot_i16x8_s(w1, v128.load(xp, 16))),
+          i32x4.add(i32x4.dot_i16x8_s(w2, v128.load(xp, 32)), i32x4.dot_i16x8_s(w3, v128.load(xp, 48))))
+        a2 = fmadd(f32x4.convert_i32x4_s(s), f32x4.splat(dw * load<f32>(d0 + 2 * xdRow + dOff)), a2)
+        xp += xqRow
+        s = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(xp)), i32x4.dot_i16x8_s(w1, v128.load(xp, 16))),
+          i32x4.add(i32x4.dot_i16x8_s(w2, v128.load(xp, 32)), i32x4.dot_i16x8_s(w3, v128.load(xp, 48))))
+        a3 = fmadd(f32x4.convert_i32x4_s(s), f32x4.splat(dw * load<f32>(d0 + 3 * xdRow + dOff)), a3)
+      }
+      const po = out + ((<usize>t * rows + r) << 2)
+      store<f32>(po, hsum(a0))
+      store<f32>(po + (<usize>rows << 2), hsum(a1))
+      store<f32>(po + (<usize>rows << 3), hsum(a2))
+      store<f32>(po + (<usize>rows * 12), hsum(a3))
+    }
+  }
+  for (; t < T; t++) {
+    const xt = xq + <usize>t * xqRow
+    const dt = xd + <usize>t * xdRow
+    let r = r0
+    // two rows at a time share the activation loads
+    for (; r + 2 <= r1; r += 2) {
+      let wp = w + <usize>r * rowBytes
+      let a0 = f32x4.splat(0)
+      let a1 = f32x4.splat(0)
+      for (let b = 0; b < nb; b++, wp += 34) {
+        const dx = load<f32>(dt + (<usize>b << 2))
+        const xp = xt + (<usize>b << 6)
+        const x0 = v128.load(xp)
+        const x1 = v128.load(xp, 16)
+        const x2 = v128.load(xp, 32)
+        const x3 = v128.load(xp, 48)
+        let v0 = v128.load(wp, 2)
+        let v1 = v128.load(wp, 18)
+        let s = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(v0), x0), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(v0), x1)),
+          i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(v1), x2), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(v1), x3)))
+        a0 = fmadd(f32x4.convert_i32x4_s(s), f32x4.splat(f16ToF32(load<u16>(wp)) * dx), a0)
+        const wq = wp + rowBytes
+        v0 = v128.load(wq, 2)
+        v1 = v128.load(wq, 18)
+        s = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(v0), x0), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(v0), x1)),
+          i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(v1), x2), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(v1), x3)))
+        a1 = fmadd(f32x4.convert_i32x4_s(s), f32x4.splat(f16ToF32(load<u16>(wq)) * dx), a1)
+      }
+      const po = out + ((<usize>t * rows + r) << 2)
+      store<f32>(po, hsum(a0))
+      store<f32>(po, hsum(a1), 4)
+    }
+    for (; r < r1; r++) {
+      let wp = w + <usize>r * rowBytes
+      let acc = f32x4.splat(0)
+      for (let b = 0; b < nb; b++, wp += 34) {
+        const s = blockQ8(wp, xt + (<usize>b << 6))
+        acc = fmadd(f32x4.convert_i32x4_s(s), f32x4.splat(f16ToF32(load<u16>(wp)) * load<f32>(dt + (<usize>b << 2))), acc)
+      }
+      store<f32>(out + ((<usize>t * rows + r) << 2), hsum(acc))
+    }
+  }
+}
+
+// ---- q4_0 weights (18-byte blocks: f16 d, 16 bytes: low nibbles are values 0..15, high nibbles 16..31; minus 8) ----
+
+@inline function nibblesLo (v: v128): v128 {
+  return i8x16.sub(v128.and(v, i8x16.splat(0x0f)), i8x16.splat(8))
+}
+
+@inline function nibblesHi (v: v128): v128 {
+  return i8x16.sub(i8x16.shr_u(v, 4), i8x16.splat(8))
+}
+
+export function matmul_q4_0 (w: usize, xq: usize, xd: usize, out: usize, rows: i32, cols: i32, T: i32, r0: i32, r1: i32): void {
+  const nb = cols >> 5
+  const rowBytes = <usize>nb * 18
+  const xqRow = <usize>cols << 1
+  const xdRow = <usize>nb << 2
+  let t = 0
+  for (; t + 4 <= T; t += 4) {
+    const q0 = xq + <usize>t * xqRow
+    const d0 = xd + <usize>t * xdRow
+    for (let r = r0; r < r1; r++) {
+      let wp = w + <usize>r * rowBytes
+      let a0 = f32x4.splat(0)
+      let a1 = f32x4.splat(0)
+      let a2 = f32x4.splat(0)
+      let a3 = f32x4.splat(0)
+      for (let b = 0; b < nb; b++, wp += 18) {
+        const dw = f16ToF32(load<u16>(wp))
+        const v = v128.load(wp, 2)
+        const lo = nibblesLo(v)
+        const hi = nibblesHi(v)
+        const w0 = i16x8.extend_low_i8x16_s(lo)
+        const w1 = i16x8.extend_high_i8x16_s(lo)
+        const w2 = i16x8.extend_low_i8x16_s(hi)
+        const w3 = i16x8.extend_high_i8x16_s(hi)
+        const xo = <usize>b << 6
+        const dOff = <usize>b << 2
+        let xp = q0 + xo
+        let s = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(xp)), i32x4.dot_i16x8_s(w1, v128.load(xp, 16))),
+          i32x4.add(i32x4.dot_i16x8_s(w2, v128.load(xp, 32)), i32x4.dot_i16x8_s(w3, v128.load(xp, 48))))
+        a0 = fmadd(f32x4.convert_i32x4_s(s), f32x4.splat(dw * load<f32>(d0 + dOff)), a0)
+        xp += xqRow
+        s = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(xp)), i32x4.dot_i16x8_s(w1, v128.load(xp, 16))),
+          i32x4.add(i32x4.dot_i16x8_s(w2, v128.load(xp, 32)), i32x4.dot_i16x8_s(w3, v128.load(xp, 48))))
+        a1 = fmadd(f32x4.convert_i32x4_s(s), f32x4.splat(dw * load<f32>(d0 + xdRow + dOff)), a1)
+        xp += xqRow
+        s = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(xp)), i32x4.dot_i16x8_s(w1, v128.load(xp, 16))),
+          i32x4.add(i32x4.dot_i16x8_s(w2, v128.load(xp, 32)), i32x4.dot_i16x8_s(w3, v128.load(xp, 48))))
+        a2 = fmadd(f32x4.convert_i32x4_s(s), f32x4.splat(dw * load<f32>(d0 + 2 * xdRow + dOff)), a2)
+        xp += xqRow
+        s = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(xp)), i32x4.dot_i16x8_s(w1, v128.load(xp, 16))),
+          i32x4.add(i32x4.dot_i16x8_s(w2, v128.load(xp, 32)), i32x4.dot_i16x8_s(w3, v128.load(xp, 48))))
+        a3 = fmadd(f32x4.convert_i32x4_s(s), f32x4.splat(dw * load<f32>(d0 + 3 * xdRow + dOff)), a3)
+      }
+      const po = out + ((<usize>t * rows + r) << 2)
+      store<f32>(po, hsum(a0))
+      store<f32>(po + (<usize>rows << 2), hsum(a1))
+      store<f32>(po + (<usize>rows << 3), hsum(a2))
+      store<f32>(po + (<usize>rows * 12), hsum(a3))
+    }
+  }
+  for (; t < T; t++) {
+    const xt = xq + <usize>t * xqRow
+    const dt = xd + <usize>t * xdRow
+    let r = r0
+    for (; r + 2 <= r1; r += 2) {
+      let wp = w + <usize>r * rowBytes
+      let a0 = f32x4.splat(0)
+      let a1 = f32x4.splat(0)
+      for (let b = 0; b < nb; b++, wp += 18) {
+        const dx = load<f32>(dt + (<usize>b << 2))
+        const xp = xt + (<usize>b << 6)
+        const x0 = v128.load(xp)
+        const x1 = v128.load(xp, 16)
+        const x2 = v128.load(xp, 32)
+        const x3 = v128.load(xp, 48)
+        let v = v128.load(wp, 2)
+        let lo = nibblesLo(v)
+        let hi = nibblesHi(v)
+        let s = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(lo), x0), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(lo), x1)),
+          i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(hi), x2), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(hi), x3)))
+        a0 = fmadd(f32x4.convert_i32x4_s(s), f32x4.splat(f16ToF32(load<u16>(wp)) * dx), a0)
+        const wq = wp + rowBytes
+        v = v128.load(wq, 2)
+        lo = nibblesLo(v)
+        hi = nibblesHi(v)
+        s = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(lo), x0), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(lo), x1)),
+          i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(hi), x2), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(hi), x3)))
+        a1 = fmadd(f32x4.convert_i32x4_s(s), f32x4.splat(f16ToF32(load<u16>(wq)) * dx), a1)
+      }
+      const po = out + ((<usize>t * rows + r) << 2)
+      store<f32>(po, hsum(a0))
+      store<f32>(po, hsum(a1), 4)
+    }
+    for (; r < r1; r++) {
+      let wp = w + <usize>r * rowBytes
+      let acc = f32x4.splat(0)
+      for (let b = 0; b < nb; b++, wp += 18) {
+        const xp = xt + (<usize>b << 6)
+        const v = v128.load(wp, 2)
+        const lo = nibblesLo(v)
+        const hi = nibblesHi(v)
+        const s = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(lo), v128.load(xp)), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(lo), v128.load(xp, 16))),
+          i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(hi), v128.load(xp, 32)), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(hi), v128.load(xp, 48))))
+        acc = fmadd(f32x4.convert_i32x4_s(s), f32x4.splat(f16ToF32(load<u16>(wp)) * load<f32>(dt + (<usize>b << 2))), acc)
+      }
+      store<f32>(out + ((<usize>t * rows + r) << 2), hsum(acc))
+    }
+  }
+}
+
+// ---- K-quants: activation as q8_K (int16 quants [T, cols], f32 d [T, cols/256], int32 bsums [T, cols/16]) ----
+
+@inline function scaleK4 (j: i32, q: usize): u32 {
+  if (j < 4) return (<u32>load<u8>(q + j) & 63) | ((<u32>load<u8>(q + j + 4) & 63) << 8)
+  const d = (<u32>load<u8>(q + j + 4) & 0xf) | ((<u32>load<u8>(q + j - 4) >> 6) << 4)
+  const m = (<u32>load<u8>(q + j + 4) >> 4) | ((<u32>load<u8>(q + j) >> 6) << 4)
+  return d | (m << 8)
+}
+
+/** dot of 32 unsigned nibbles (low or high half of the 32 bytes at q) with 32 int16 at x */
+@inline function dotNib32 (q: usize, x: usize, high: bool): v128 {
+  let v0 = v128.load(q)
+  let v1 = v128.load(q, 16)
+  if (high) {
+    v0 = i8x16.shr_u(v0, 4)
+    v1 = i8x16.shr_u(v1, 4)
+  } else {
+    v0 = v128.and(v0, i8x16.splat(0x0f))
+    v1 = v128.and(v1, i8x16.splat(0x0f))
+  }
+  let s = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(v0), v128.load(x))
+  s = i32x4.add(s, i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(v0), v128.load(x, 16)))
+  s = i32x4.add(s, i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(v1), v128.load(x, 32)))
+  return i32x4.add(s, i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(v1), v128.load(x, 48)))
+}
+
+@inline function isum (v: v128): i32 {
+  return (i32x4.extract_lane(v, 0) + i32x4.extract_lane(v, 1)) + (i32x4.extract_lane(v, 2) + i32x4.extract_lane(v, 3))
+}
+
+export function matmul_q4_K (w: usize, xq: usize, xd: usize, xbs: usize, out: usize, rows: i32, cols: i32, T: i32, r0: i32, r1: i32): void {
+  const nb = cols >> 8
+  const rowBytes = <usize>nb * 144
+  for (let t = 0; t < T; t++) {
+    const xt = xq + ((<usize>t * cols) << 1)
+    const dt = xd + ((<usize>t * nb) << 2)
+    const bt = xbs + ((<usize>t * (cols >> 4)) << 2)
+    for (let r = r0; r < r1; r++) {
+      let p = w + <usize>r * rowBytes
+      let sum: f32 = 0
+      for (let b = 0; b < nb; b++, p += 144) {
+        let scaled = i32x4.splat(0)
+        let mins = 0
+        let q = p + 16
+        const xb = xt + (<usize>b << 9)
+        const bs = bt + (<usize>b << 6)
+        for (let j = 0; j < 8; j += 2, q += 32) {
+          const sm1 = scaleK4(j, p + 4)
+          const sm2 = scaleK4(j + 1, p + 4)
+          const xa = xb + (<usize>j << 6)
+          scaled = i32x4.add(scaled, i32x4.mul(dotNib32(q, xa, false), i32x4.splat(sm1 & 0xff)))
+          scaled = i32x4.add(scaled, i32x4.mul(dotNib32(q, xa + 64, true), i32x4.splat(sm2 & 0xff)))
+          const g = bs + (<usize>j << 3)
+          mins += <i32>(sm1 >> 8) * (load<i32>(g) + load<i32>(g, 4)) + <i32>(sm2 >> 8) * (load<i32>(g, 8) + load<i32>(g, 12))
+        }
+        const dx = load<f32>(dt + (<usize>b << 2))
+        const dd: f32 = f16ToF32(load<u16>(p)) * dx
+        const dmin: f32 = f16ToF32(load<u16>(p + 2)) * dx
+        sum += dd * <f32>isum(scaled) - dmin * <f32>mins
+      }
+      store<f32>(out + ((<usize>t * rows + r) << 2), sum)
+    }
+  }
+}
+
+export function matmul_q6_K (w: usize, xq: usize, xd: usize, out: usize, rows: i32, cols: i32, T: i32, r0: i32, r1: i32): void {
+  const nb = cols >> 8
+  const rowBytes = <usize>nb * 210
+  const m4 = i8x16.splat(0x0f)
+  const m3 = i8x16.splat(3)
+  const c32 = i8x16.splat(32)
+  for (let t = 0; t < T; t++) {
+    const xt = xq + ((<usize>t * cols) << 1)
+    const dt = xd + ((<usize>t * nb) << 2)
+    for (let r = r0; r < r1; r++) {
+      const row = w + <usize>r * rowBytes
+      let sum: f32 = 0
+      for (let b = 0; b < nb; b++) {
+        const p = row + <usize>b * 210
+        let ql = p
+        let qh = p + 128
+        let sc = p + 192
+        let xa = xt + (<usize>b << 9)
+        let acc = i32x4.splat(0)
+        for (let half = 0; half < 2; half++) {
+          for (let g = 0; g < 2; g++) {
+            const o = <usize>g << 4
+            const la = v128.load(ql + o)
+            const lb = v128.load(ql + 32 + o)
+            const h = v128.load(qh + o)
+            const q1 = i8x16.sub(v128.or(v128.and(la, m4), i8x16.shl(v128.and(h, m3), 4)), c32)
+            const q2 = i8x16.sub(v128.or(v128.and(lb, m4), i8x16.shl(v128.and(i8x16.shr_u(h, 2), m3), 4)), c32)
+            const q3 = i8x16.sub(v128.or(i8x16.shr_u(la, 4), i8x16.shl(v128.and(i8x16.shr_u(h, 4), m3), 4)), c32)
+            const q4 = i8x16.sub(v128.or(i8x16.shr_u(lb, 4), i8x16.shl(i8x16.shr_u(h, 6), 4)), c32)
+            const xo = xa + (o << 1)
+            const s1 = i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(q1), v128.load(xo)), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(q1), v128.load(xo, 16)))
+            const s2 = i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(q2), v128.load(xo, 64)), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(q2), v128.load(xo, 80)))
+            const s3 = i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(q3), v128.load(xo, 128)), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(q3), v128.load(xo, 144)))
+            const s4 = i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(q4), v128.load(xo, 192)), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(q4), v128.load(xo, 208)))
+            acc = i32x4.add(acc, i32x4.mul(s1, i32x4.splat(<i32>load<i8>(sc + g))))
+            acc = i32x4.add(acc, i32x4.mul(s2, i32x4.splat(<i32>load<i8>(sc + g + 2))))
+            acc = i32x4.add(acc, i32x4.mul(s3, i32x4.splat(<i32>load<i8>(sc + g + 4))))
+            acc = i32x4.add(acc, i32x4.mul(s4, i32x4.splat(<i32>load<i8>(sc + g + 6))))
+          }
+          xa += 256
+          ql += 64
+          qh += 32
+          sc += 8
+        }
+        sum += (f16ToF32(load<u16>(p + 208)) * load<f32>(dt + (<usize>b << 2))) * <f32>isum(acc)
+      }
+      store<f32>(out + ((<usize>t * rows + r) << 2), sum)
+    }
+  }
+}
+
+// ---- bias ----
+
+/** out[t, r] += bias[r] for r in [r0, r1) */
+export function add_bias (out: usize, bias: usize, rows: i32, T: i32, r0: i32, r1: i32): void {
+  for (let t = 0; t < T; t++) {
+    const o = out + ((<usize>t * rows) << 2)
+    for (let r = r0; r < r1; r++) {
+      const a = o + (<usize>r << 2)
+      store<f32>(a, load<f32>(a) + load<f32>(bias + (<usize>r << 2)))
+    }
+  }
+}
+
+// ---- elementwise and norms ----
+
+/** out[t] = x[t] / sqrt(mean(x[t]^2) + eps) * weight for T rows of dim; sum of squares in f64 lanes */
+export function rms_norm (out: usize, x: usize, weight: usize, T: i32, dim: i32, eps: f64): void {
+  for (let t = 0; t < T; t++) {
+    const xr = x + ((<usize>t * dim) << 2)
+    const orow = out + ((<usize>t * dim) << 2)
+    let acc = f64x2.splat(0)
+    let i = 0
+    for (; i + 4 <= dim; i += 4) {
+      const v = v128.load(xr + (<usize>i << 2))
+      const lo = f64x2.promote_low_f32x4(v)
+      const hi = f64x2.promote_low_f32x4(i32x4.shuffle(v, v, 2, 3, 0, 1))
+      acc = f64x2.add(acc, f64x2.add(f64x2.mul(lo, lo), f64x2.mul(hi, hi)))
+    }
+    let ss = f64x2.extract_lane(acc, 0) + f64x2.extract_lane(acc, 1)
+    for (; i < dim; i++) {
+      const v = <f64>load<f32>(xr + (<usize>i << 2))
+      ss += v * v
+    }
+    const scale = <f32>(1 / Math.sqrt(ss / dim + eps))
+    const sv = f32x4.splat(scale)
+    i = 0
+    for (; i + 4 <= dim; i += 4) {
+      const o = <usize>i << 2
+      v128.store(orow + o, f32x4.mul(f32x4.mul(v128.load(xr + o), sv), v128.load(weight + o)))
+    }
+    for (; i < dim; i++) {
+      const o = <usize>i << 2
+      store<f32>(orow + o, (load<f32>(xr + o) * scale) * load<f32>(weight + o))
+    }
+  }
+}
+
+/**
+ * Rotates each head of x[T, nHeads * headDim] in place by position startPos + t; invFreqs: headDim/2 f64.
+ * style 0 = adjacent pairs (2j, 2j+1), 1 = halves (j, j + headDim/2). cs: scratch for headDim f32 (cos, sin).
+ */
+export function rope (x: usize, T: i32, nHeads: i32, headDim: i32, startPos: i32, invFreqs: usize, style: i32, cs: usize): void {
+  const half = headDim >> 1
+  for (let t = 0; t < T; t++) {
+    const pos = <f64>(startPos + t)
+    for (let j = 0; j < half; j++) {
+      const angle = pos * load<f64>(invFreqs + (<usize>j << 3))
+      store<f32>(cs + (<usize>j << 2), <f32>Math.cos(angle))
+      store<f32>(cs + (<usize>(half + j) << 2), <f32>Math.sin(angle))
+    }
+    for (let h = 0; h < nHeads; h++) {
+      const base = x + ((<usize>(t * nHeads + h) * headDim) << 2)
+      if (style == 0) {
+        for (let j = 0; j < half; j++) {
+          const c = load<f32>(cs + (<usize>j << 2))
+          const s = load<f32>(cs + (<usize>(half + j) << 2))
+          const p = base + (<usize>j << 3)
+          const a = load<f32>(p)
+          const b = load<f32>(p, 4)
+          store<f32>(p, a * c - b * s)
+          store<f32>(p, a * s + b * c, 4)
+        }
+      } else {
+        let j = 0
+        const hb = base + (<usize>half << 2)
+        for (; j + 4 <= half; j += 4) {
+          const o = <usize>j << 2
+          const c = v128.load(cs + o)
+          const s = v128.load(cs + (<usize>half << 2) + o)
+          const a = v128.load(base + o)
+          const b = v128.load(hb + o)
+          v128.store(base + o, f32x4.sub(f32x4.mul(a, c), f32x4.mul(b, s)))
+          v128.store(hb + o, f32x4.add(f32x4.mul(a, s), f32x4.mul(b, c)))
+        }
+        for (; j < half; j++) {
+          const o = <usize>j << 2
+          const c = load<f32>(cs + o)
+          const s = load<f32>(cs + (<usize>half << 2) + o)
+          const a = load<f32>(base + o)
+          const b = load<f32>(hb + o)
+          store<f32>(base + o, a * c - b * s)
+          store<f32>(hb + o, a * s + b * c)
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Causal attention for query heads [h0, h1) of T tokens at positions startPos..; q/out [T, nHeads*headDim],
+ * k/v [>= startPos+T, nKvHeads*headDim]; scoresBase: scratch of nHeads * (startPos+T) f32 (the slice at h0 is this
+ * call's own, so threads with disjoint head ranges never share it).
+ * Max-subtracted softmax; GQA head h reads kv head h / (nHeads / nKvHeads).
+ */
+export function attention (out: usize, q: usize, k: usize, v: usize, T: i32, startPos: i32, nHeads: i32, nKvHeads: i32,
+  headDim: i32, scoresBase: usize, h0: i32, h1: i32): void {
+  const scores = scoresBase + ((<usize>h0 * <usize>(startPos + T)) << 2)
+  const group = nHeads / nKvHeads
+  const kvStride = <usize>(nKvHeads * headDim) << 2
+  const scale = <f32>(1 / Math.sqrt(<f64>headDim))
+  for (let t = 0; t < T; t++) {
+    const nKeys = startPos + t + 1
+    for (let h = h0; h < h1; h++) {
+      const qb = q + ((<usize>(t * nHeads + h) * headDim) << 2)
+      const kvOff = (<usize>((h / group) * headDim)) << 2
+      let max = -Infinity
+      for (let s = 0; s < nKeys; s++) {
+        const sc = dotF32(qb, k + <usize>s * kvStride + kvOff, headDim) * scale
+        store<f32>(scores + (<usize>s << 2), sc)
+        if (sc > max) max = sc
+      }
+      let sum: f32 = 0
+      for (let s = 0; s < nKeys; s++) {
+        const e = Mathf.exp(load<f32>(scores + (<usize>s << 2)) - <f32>max)
+        store<f32>(scores + (<usize>s << 2), e)
+        sum += e
+      }
+      const ob = out + ((<usize>(t * nHeads + h) * headDim) << 2)
+      const inv = <f32>1 / sum
+      let i = 0
+      for (; i + 4 <= headDim; i += 4) {
+        let acc = f32x4.splat(0)
+        const vo = v + kvOff + (<usize>i << 2)
+        for (let s = 0; s < nKeys; s++) {
+          acc = fmadd(f32x4.splat(load<f32>(scores + (<usize>s << 2))), v128.load(vo + <usize>s * kvStride), acc)
+        }
+        v128.store(ob + (<usize>i << 2), f32x4.mul(acc, f32x4.splat(inv)))
+      }
+      for (; i < headDim; i++) {
+        let acc: f32 = 0
+        const vo = v + kvOff + (<usize>i << 2)
+        for (let s = 0; s < nKeys; s++) acc += load<f32>(scores + (<usize>s << 2)) * load<f32>(vo + <usize>s * kvStride)
+        store<f32>(ob + (<usize>i << 2), acc * inv)
+      }
+    }
+  }
+}
+
+/** out = silu(gate) * up over n */
+export function swiglu (out: usize, gate: usize, up: usize, n: i32): void {
+  for (let i = 0; i < n; i++) {
+    const o = <usize>i << 2
+    const g = load<f32>(gate + o)
+    store<f32>(out + o, (g / (<f32>1 + Mathf.exp(-g))) * load<f32>(up + o))
+  }
+}
+
+/** out = a + b over n */
+export function add (out: usize, a: usize, b: usize, n: i32): void {
+  let i = 0
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2
+    v128.store(out + o, f32x4.add(v128.load(a + o), v128.load(b + o)))
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2
+    store<f32>(out + o, load<f32>(a + o) + load<f32>(b + o))
+  }
+}
+
+/** streaming read of `bytes` (multiple of 64) at p, for the memory-bandwidth figure; returns a checksum */
+export function stream_read (p: usize, bytes: usize): f32 {
+  let a0 = f32x4.splat(0)
+  let a1 = f32x4.splat(0)
+  let a2 = f32x4.splat(0)
+  let a3 = f32x4.splat(0)
+  const end = p + bytes
+  for (; p < end; p += 64) {
+    a0 = f32x4.add(a0, v128.load(p))
+    a1 = f32x4.add(a1, v128.load(p, 16))
+    a2 = f32x4.add(a2, v128.load(p, 32))
+    a3 = f32x4.add(a3, v128.load(p, 48))
+  }
+  return hsum(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)))
+}
+
+/** stream_read over chunks [c0, c1) of `chunk` bytes from p (threads split the chunk range) */
+export function stream_read_chunks (p: usize, chunk: i32, c0: i32, c1: i32): f32 {
+  return stream_read(p + <usize>c0 * <usize>chunk, <usize>(c1 - c0) * <usize>chunk)
+}

@@ -1,0 +1,37 @@
+import { BackendRegistry } from '../backend.js'
+import type { Ops } from '../backend-types.js'
+import { createWasmBackend, type WasmBackend } from './backend.js'
+
+/** which compute backend a CLI runs: the CPU reference, the wasm one, or wasm when it loads (else the reference) */
+export type BackendChoice = 'cpu' | 'wasm' | 'auto'
+
+export const BACKEND_CHOICES: readonly BackendChoice[] = ['cpu', 'wasm', 'auto']
+
+export interface SelectedBackend {
+  /** the op set to hand to LocalModel/BlockStack/ModelHead.load */
+  ops: Ops
+  /** 'wasm' or 'cpu-reference' */
+  name: string
+  /** participating threads (1 for the reference) */
+  threads: number
+  /** why 'auto' fell back to the reference, if it did */
+  fallbackReason?: string
+  wasm?: WasmBackend
+}
+
+/**
+ * Builds the op set of a CLI's `--backend` choice (Node only). 'auto' is the default: the wasm backend with
+ * `threads` threads (default every core) when its binary loads, else the CPU reference.
+ */
+export async function selectBackend (choice: BackendChoice = 'auto', options: { threads?: number } = {}): Promise<SelectedBackend> {
+  const registry = new BackendRegistry()
+  if (choice === 'cpu') return { ops: registry.ops(['cpu-reference']), name: 'cpu-reference', threads: 1 }
+  try {
+    const wasm = await createWasmBackend({ threads: options.threads })
+    registry.register(wasm, 10)
+    return { ops: registry.ops(), name: wasm.name, threads: wasm.threads, wasm }
+  } catch (error) {
+    if (choice === 'wasm') throw error
+    return { ops: registry.ops(['cpu-reference']), name: 'cpu-reference', threads: 1, fallbackReason: (error as Error).message }
+  }
+}
