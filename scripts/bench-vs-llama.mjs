@@ -3,6 +3,7 @@
 //
 //   node scripts/bench-vs-llama.mjs --model PATH [--threads 1] [--prompt-tokens 128] [--gen-tokens 64] [--runs 3]
 //                                   [--only llama|ours] [--kv f32|f16] [--ctx 512] [--json] [--ours-cli PATH]
+//                                   [--backend cpu|wasm|auto]
 //
 // Each run is a fresh child process per engine (ours, then llama.cpp, alternating run by run so that machine load
 // hits both alike); the table shows medians over runs.
@@ -15,8 +16,9 @@
 // llama.cpp's sampler at temperature 0, EOS ignored). Peak RSS = VmHWM of the child process (mmapped weights that
 // were touched count in it).
 //
-// Ours: `node packages/client/dist/cli.js bench --model PATH --threads N --prompt-tokens P --gen-tokens G --json`,
-// whose last JSON line must hold prefillTokensPerSecond, decodeTokensPerSecond and (optionally) peakRssBytes.
+// Ours: `node packages/client/dist/cli.js bench --model PATH --threads N --prompt-tokens P --gen-tokens G --json
+// [--backend B]`, whose last JSON line must hold prefillTokensPerSecond, decodeTokensPerSecond and (optionally)
+// peakRssBytes and backend. Without --backend ours runs the CLI's default backend (the table names the one used).
 import { spawn } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
@@ -44,6 +46,7 @@ function parseArgs(argv) {
     else if (a === '--ctx') o.ctx = Number(next())
     else if (a === '--json') o.json = true
     else if (a === '--ours-cli') o.oursCli = next()
+    else if (a === '--backend') o.backend = next()
     else if (a === '--child-llama') o.childLlama = true
     else if (a === '--help' || a === '-h') o.help = true
     else throw new Error(`unknown argument ${a}`)
@@ -172,7 +175,7 @@ async function main() {
   const o = parseArgs(process.argv.slice(2))
   if (o.help || !o.model) {
     process.stdout.write(
-      'usage: node scripts/bench-vs-llama.mjs --model PATH [--threads N] [--prompt-tokens 128] [--gen-tokens 64] [--runs 3] [--only llama|ours] [--kv f32|f16] [--ctx 512] [--json] [--ours-cli PATH]\n'
+      'usage: node scripts/bench-vs-llama.mjs --model PATH [--threads N] [--prompt-tokens 128] [--gen-tokens 64] [--runs 3] [--only llama|ours] [--kv f32|f16] [--ctx 512] [--json] [--ours-cli PATH] [--backend cpu|wasm|auto]\n'
     )
     process.exitCode = o.help ? 0 : 2
     return
@@ -185,6 +188,7 @@ async function main() {
   const llamaArgs = [self, '--child-llama', '--model', o.model, '--threads', String(o.threads), '--prompt-tokens', String(o.promptTokens), '--gen-tokens', String(o.genTokens), '--kv', o.kv, '--ctx', String(o.ctx)]
   const oursCli = o.oursCli ? resolve(o.oursCli) : join(root, 'packages', 'client', 'dist', 'cli.js')
   const oursArgs = [oursCli, 'bench', '--model', o.model, '--threads', String(o.threads), '--prompt-tokens', String(o.promptTokens), '--gen-tokens', String(o.genTokens), '--json']
+  if (o.backend) oursArgs.push('--backend', o.backend)
   const doOurs = o.only !== 'llama'
   const doLlama = o.only !== 'ours'
   if (doOurs && !existsSync(oursCli)) throw new Error(`${oursCli} not built (run pnpm build), or pass --only llama`)
@@ -219,6 +223,7 @@ async function main() {
     genTokens: o.genTokens,
     runs: o.runs,
     llamaKvCache: o.kv.toUpperCase(),
+    oursBackend: results.ours[0]?.backend ?? o.backend ?? null,
     ours,
     llama,
     ratio:
@@ -242,7 +247,7 @@ async function main() {
   ]
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)))
   const line = (r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ')
-  process.stdout.write(`model ${o.model}\nthreads ${o.threads}, ctx ${o.ctx}, llama.cpp KV cache ${o.kv.toUpperCase()}, flash attention off\n`)
+  process.stdout.write(`model ${o.model}\nthreads ${o.threads}, ctx ${o.ctx}, llama.cpp KV cache ${o.kv.toUpperCase()}, flash attention off, our backend ${report.oursBackend ?? 'default'}\n`)
   process.stdout.write(line(rows[0]) + '\n' + widths.map((w) => '-'.repeat(w)).join('  ') + '\n')
   for (const r of rows.slice(1)) process.stdout.write(line(r) + '\n')
 }
