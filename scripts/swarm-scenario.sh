@@ -137,14 +137,21 @@ role_client () {
     done
     shopt -u nullglob
   fi
-  local prompt=${PROMPT:-The swarm keeps every block} max=${MAX_TOKENS:-32} swarm_out local_out
+  local prompt=${PROMPT:-The swarm keeps every block} max=${MAX_TOKENS:-32} swarm_out local_out local_file= local_pid=
+  if [ "${COMPARE_LOCAL:-1}" = 1 ]; then
+    # the reference generation runs meanwhile: it needs nothing from the swarm
+    local_file=$(mktemp)
+    "${swarm[@]}" generate --local --model "$MODEL" --prompt "$prompt" --max-tokens "$max" --json > "$local_file" &
+    local_pid=$!
+  fi
   say "client: generating $max tokens through $bootstrap"
   swarm_out=$("${swarm[@]}" generate --bootstrap "$bootstrap" --model "$MODEL" --prompt "$prompt" --max-tokens "$max" --json) \
-    || fail "client: swarm generate --bootstrap failed"
+    || { [ -z "${local_pid:-}" ] || kill "$local_pid" 2>/dev/null || true; rm -f "${local_file:-}"; fail "client: swarm generate --bootstrap failed"; }
   printf 'swarm: %s\n' "$swarm_out"
   [ "${COMPARE_LOCAL:-1}" = 1 ] || return 0
-  local_out=$("${swarm[@]}" generate --local --model "$MODEL" --prompt "$prompt" --max-tokens "$max" --json) \
-    || fail "client: swarm generate --local failed"
+  wait "$local_pid" || { rm -f "$local_file"; fail "client: swarm generate --local failed"; }
+  local_out=$(cat "$local_file")
+  rm -f "$local_file"
   printf 'local: %s\n' "$local_out"
   SWARM_OUT=$swarm_out LOCAL_OUT=$local_out node -e '
     const swarm = JSON.parse(process.env.SWARM_OUT), local = JSON.parse(process.env.LOCAL_OUT)
