@@ -5,7 +5,7 @@
  *
  * Needs root and iproute2 (`ip netns`); elsewhere the suite is skipped and the reason printed.
  */
-import { execFile } from 'node:child_process'
+import { execFile, execFileSync, spawnSync } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -14,7 +14,7 @@ import { LocalModel, loadTokenizer, openModel, PRESETS, randomWeights, synthetic
 import { runGeneration } from '@swarm/client'
 import { ensureBuilt, root, swarmCli } from './harness/processes.js'
 import { setup, type SwarmHarness } from './harness/swarm.js'
-import { createNetnsLab, namespaces, netnsUnavailableReason, type NetnsLab } from './harness/netns.js'
+import { createNetnsLab, namespaces, netnsUnavailableReason, removeStaleNamespaces, type NetnsLab } from './harness/netns.js'
 
 const PROMPT = 'The swarm keeps every block'
 const GEN_TOKENS = 32
@@ -91,6 +91,20 @@ describe.skipIf(skipReason !== undefined)(`three nodes in separate network names
     const probe = await run([...lab!.hosts[4].wrap, process.execPath, '-e',
       `require('net').connect(${port}, '127.0.0.1').on('connect', () => process.exit(0)).on('error', () => process.exit(3))`])
     expect(probe.code).toBe(3)
+  })
+
+  it('namespaces left by a test run that was killed are swept, those of live runs are kept', async () => {
+    const deadPid = spawnSync(process.execPath, ['-e', '0']).pid // exited: its namespaces are leftovers
+    const leftover = `swt${deadPid}zh0`
+    execFileSync('ip', ['netns', 'add', leftover])
+    try {
+      const swept = await removeStaleNamespaces()
+      expect(swept).toContain(leftover)
+      expect(namespaces()).not.toContain(leftover)
+      expect(namespaces()).toContain(lab!.hub) // ours, and this process is alive
+    } finally {
+      try { execFileSync('ip', ['netns', 'delete', leftover], { stdio: 'ignore' }) } catch {}
+    }
   })
 
   it('swarm generate --bootstrap from a fifth namespace equals the local run token for token (greedy, 32 tokens)', async () => {
