@@ -5,7 +5,7 @@
 import type { Connection, Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import {
-  BlocksNotServedError, decodeTensor, encodeNodeMessage, encodeTensor, errorMessage, InvalidTensorError,
+  BlocksNotServedError, decodeTensor, encodeNodeMessage, encodeTensor, errorMessage, FrameTooLargeError, InvalidTensorError,
   MalformedMessageError, MAX_FRAME_BYTES, OutOfOrderError, parseClientMessage, TimeoutError, TooLongError,
   WrongModelError, type OpenMessage, type StepMessage, type WireDtype
 } from '@swarm/protocol'
@@ -151,10 +151,22 @@ export async function handleInferenceStream (ctx: InferenceContext, stream: Stre
   }
 }
 
+/**
+ * The typed error for a failed read: lpStream reports a length prefix over its maxDataLength as
+ * InvalidDataLength(Length)Error, which the peer must see as frame-too-large, not as an internal error.
+ */
+export function frameError (err: unknown): unknown {
+  const name = err instanceof Error ? err.name : ''
+  if (name === 'InvalidDataLengthError' || name === 'InvalidDataLengthLengthError') {
+    return new FrameTooLargeError(`frame over this stream's limit: ${(err as Error).message}`, { cause: err })
+  }
+  return err
+}
+
 /** sends a typed error if the stream still takes it, then closes the stream */
 async function fail (lp: Lp, stream: Stream, err: unknown): Promise<void> {
   try {
-    await lp.write(encodeNodeMessage(errorMessage(err)), { signal: AbortSignal.timeout(1000) })
+    await lp.write(encodeNodeMessage(errorMessage(frameError(err))), { signal: AbortSignal.timeout(1000) })
     await stream.close({ signal: AbortSignal.timeout(1000) })
   } catch {
     stream.abort(err instanceof Error ? err : new Error(String(err)))
