@@ -217,7 +217,7 @@ function f32ToF16 (f: f32): u32 {
 /**
  * T rows of `cols` f32 at x -> q8_0 as llama.cpp's x86 (AVX2) quantize_row_q8_0 does for activations, which the CPU
  * reference follows: per 32 values d = amax/127 (stored rounded to f16, written as its f32 value at xd),
- * q = round-half-even(x * (127/amax)), written widened to int16 at xq.
+ * q = round-half-even(x * (127/amax)), written as int8 at xq ([T, cols]).
  */
 export function quantize_q8_0 (x: usize, xq: usize, xd: usize, cols: i32, T: i32): void {
   const nb = cols >> 5
@@ -231,35 +231,65 @@ export function quantize_q8_0 (x: usize, xq: usize, xd: usize, cols: i32, T: i32
       const d: f32 = amax / 127
       const id = f32x4.splat(amax != 0 ? <f32>127 / amax : 0)
       store<f32>(xd + ((<usize>t * nb + b) << 2), f16ToF32(f32ToF16(d)))
-      const dst = xq + ((<usize>t * cols + (b << 5)) << 1)
-      for (let j = 0; j < 32; j += 8) {
-        const lo = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(src + (j << 2)), id)))
-        const hi = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(src + (j << 2), 16), id)))
-        v128.store(dst + (j << 1), i16x8.narrow_i32x4_s(lo, hi))
+      const dst = xq + <usize>t * cols + (b << 5)
+      for (let j = 0; j < 32; j += 16) {
+        const q0 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(src + (j << 2)), id)))
+        const q1 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(src + (j << 2), 16), id)))
+        const q2 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(src + (j << 2), 32), id)))
+        const q3 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(src + (j << 2), 48), id)))
+        v128.store(dst + j, i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(q0, q1), i16x8.narrow_i32x4_s(q2, q3)))
       }
     }
   }
 }
 
-// ---- q8_0 weights (34-byte blocks: f16 d, 32 int8) ----
+// ---- q8_0 / q4_0 weights x q8_0 activations ----
+// The int8 x int8 block dot uses extmul (products fit int16: |q| <= 128, |x| <= 127, two summed < 2^15) and a
+// pairwise widening add; block scales are read through a 65536-entry f16 -> f32 table (`lut`, 256 KiB) that the
+// JS side fills, cheaper than decoding f16 bits in the loop.
 
-@inline function blockQ8 (wp: usize, xp: usize): v128 {
-  const q0 = v128.load(wp, 2)
-  const q1 = v128.load(wp, 18)
-  let s = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(q0), v128.load(xp))
-  s = i32x4.add(s, i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(q0), v128.load(xp, 16)))
-  s = i32x4.add(s, i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(q1), v128.load(xp, 32)))
-  return i32x4.add(s, i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(q1), v128.load(xp, 48)))
+/** int32x4 partial sums of the 32 products of int8 weights (w0: 0..15, w1: 16..31) and int8 activations */
+@inline function dotI8x32 (w0: v128, w1: v128, x0: v128, x1: v128): v128 {
+  const p0 = i16x8.add(i16x8.extmul_low_i8x16_s(w0, x0), i16x8.extmul_high_i8x16_s(w0, x0))
+  const p1 = i16x8.add(i16x8.extmul_low_i8x16_s(w1, x1), i16x8.extmul_high_i8x16_s(w1, x1))
+  return i32x4.add(i32x4.extadd_pairwise_i16x8_s(p0), i32x4.extadd_pairwise_i16x8_s(p1))
 }
 
-export function matmul_q8_0 (w: usize, xq: usize, xd: usize, out: usize, rows: i32, cols: i32, T: i32, r0: i32, r1: i32): void {
+/** int32x4 partial sums of 32 int16 weights (w0..w3) times 32 int16 activations at x */
+@inline function dotI16x32 (w0: v128, w1: v128, w2: v128, w3: v128, x: usize): v128 {
+  return i32x4.add(i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(x)), i32x4.dot_i16x8_s(w1, v128.load(x, 16))),
+    i32x4.add(i32x4.dot_i16x8_s(w2, v128.load(x, 32)), i32x4.dot_i16x8_s(w3, v128.load(x, 48))))
+}
+
+@inline function lutF16 (lut: usize, p: usize): f32 {
+  return load<f32>(lut + (<usize>load<u16>(p) << 2))
+}
+
+/** q4_0 block: low nibbles are elements 0..15, high nibbles 16..31, each minus 8 */
+@inline function q4Lo (v: v128): v128 {
+  return i8x16.sub(v128.and(v, i8x16.splat(0x0f)), i8x16.splat(8))
+}
+
+@inline function q4Hi (v: v128): v128 {
+  return i8x16.sub(v128.and(i16x8.shr_u(v, 4), i8x16.splat(0x0f)), i8x16.splat(8))
+}
+
+/**
+ * out[t, r] for rows [r0, r1): q8_0 weights (34-byte blocks: f16 d, 32 int8) or, with `q4` set, q4_0 weights
+ * (18-byte blocks: f16 d, 16 bytes of nibbles), against a q8_0 activation (xq int8 [T, cols], xd f32 [T, cols/32];
+ * xw: the same quants widened to int16, filled by widen_i8 when T >= 4).
+ */
+@inline function matmulQ (q4: bool, w: usize, xq: usize, xw: usize, xd: usize, out: usize, rows: i32, cols: i32, T: i32, lut: usize, r0: i32, r1: i32): void {
   const nb = cols >> 5
-  const rowBytes = <usize>nb * 34
-  const xqRow = <usize>cols << 1
+  const blockBytes: usize = q4 ? 18 : 34
+  const rowBytes = <usize>nb * blockBytes
+  const xqRow = <usize>cols
   const xdRow = <usize>nb << 2
   let t = 0
+  // 4 tokens per pass (prefill): each weight block is loaded and widened to int16 once, then multiplied with 4
+  // activations pre-widened to int16 (xw) by i32x4.dot_i16x8_s
   for (; t + 4 <= T; t += 4) {
-    const q0 = xq + <usize>t * xqRow
+    const q0 = xw + ((<usize>t * xqRow) << 1)
     const d0 = xd + <usize>t * xdRow
     for (let r = r0; r < r1; r++) {
       let wp = w + <usize>r * rowBytes
@@ -267,32 +297,34 @@ export function matmul_q8_0 (w: usize, xq: usize, xd: usize, out: usize, rows: i
       let a1 = f32x4.splat(0)
       let a2 = f32x4.splat(0)
       let a3 = f32x4.splat(0)
-      for (let b = 0; b < nb; b++, wp += 34) {
-        const dw = f16ToF32(load<u16>(wp))
-        const v0 = v128.load(wp, 2)
-        const v1 = v128.load(wp, 18)
+      for (let b = 0; b < nb; b++, wp += blockBytes) {
+        const dw = lutF16(lut, wp)
+        let v0: v128
+        let v1: v128
+        if (q4) {
+          const v = v128.load(wp, 2)
+          v0 = q4Lo(v)
+          v1 = q4Hi(v)
+        } else {
+          v0 = v128.load(wp, 2)
+          v1 = v128.load(wp, 18)
+        }
         const w0 = i16x8.extend_low_i8x16_s(v0)
         const w1 = i16x8.extend_high_i8x16_s(v0)
         const w2 = i16x8.extend_low_i8x16_s(v1)
         const w3 = i16x8.extend_high_i8x16_s(v1)
-        const xo = <usize>b << 6
-        const dOff = <usize>b << 2
-        let xp = q0 + xo
-        let s = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(xp)), i32x4.dot_i16x8_s(w1, v128.load(xp, 16))),
-          i32x4.add(i32x4.dot_i16x8_s(w2, v128.load(xp, 32)), i32x4.dot_i16x8_s(w3, v128.load(xp, 48))))
-        a0 = fmadd(f32x4.convert_i32x4_s(s), f32x4.splat(dw * load<f32>(d0 + dOff)), a0)
-        xp += xqRow
-        s = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(xp)), i32x4.dot_i16x8_s(w1, v128.load(xp, 16))),
-          i32x4.add(i32x4.dot_i16x8_s(w2, v128.load(xp, 32)), i32x4.dot_i16x8_s(w3, v128.load(xp, 48))))
-        a1 = fmadd(f32x4.convert_i32x4_s(s), f32x4.splat(dw * load<f32>(d0 + xdRow + dOff)), a1)
-        xp += xqRow
-        s = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(xp)), i32x4.dot_i16x8_s(w1, v128.load(xp, 16))),
-          i32x4.add(i32x4.dot_i16x8_s(w2, v128.load(xp, 32)), i32x4.dot_i16x8_s(w3, v128.load(xp, 48))))
-        a2 = fmadd(f32x4.convert_i32x4_s(s), f32x4.splat(dw * load<f32>(d0 + 2 * xdRow + dOff)), a2)
-        xp += xqRow
-        s = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(xp)), i32x4.dot_i16x8_s(w1, v128.load(xp, 16))),
-          i32x4.add(i32x4.dot_i16x8_s(w2, v128.load(xp, 32)), i32x4.dot_i16x8_s(w3, v128.load(xp, 48))))
-        a3 = fmadd(f32x4.convert_i32x4_s(s), f32x4.splat(dw * load<f32>(d0 + 3 * xdRow + dOff)), a3)
+        let xp = q0 + (<usize>b << 6)
+        let dp = d0 + (<usize>b << 2)
+        a0 = fmadd(f32x4.convert_i32x4_s(dotI16x32(w0, w1, w2, w3, xp)), f32x4.splat(dw * load<f32>(dp)), a0)
+        xp += xqRow << 1
+        dp += xdRow
+        a1 = fmadd(f32x4.convert_i32x4_s(dotI16x32(w0, w1, w2, w3, xp)), f32x4.splat(dw * load<f32>(dp)), a1)
+        xp += xqRow << 1
+        dp += xdRow
+        a2 = fmadd(f32x4.convert_i32x4_s(dotI16x32(w0, w1, w2, w3, xp)), f32x4.splat(dw * load<f32>(dp)), a2)
+        xp += xqRow << 1
+        dp += xdRow
+        a3 = fmadd(f32x4.convert_i32x4_s(dotI16x32(w0, w1, w2, w3, xp)), f32x4.splat(dw * load<f32>(dp)), a3)
       }
       const po = out + ((<usize>t * rows + r) << 2)
       store<f32>(po, hsum(a0))
@@ -304,154 +336,43 @@ export function matmul_q8_0 (w: usize, xq: usize, xd: usize, out: usize, rows: i
   for (; t < T; t++) {
     const xt = xq + <usize>t * xqRow
     const dt = xd + <usize>t * xdRow
-    let r = r0
-    // two rows at a time share the activation loads
-    for (; r + 2 <= r1; r += 2) {
-      let wp = w + <usize>r * rowBytes
-      let a0 = f32x4.splat(0)
-      let a1 = f32x4.splat(0)
-      for (let b = 0; b < nb; b++, wp += 34) {
-        const dx = load<f32>(dt + (<usize>b << 2))
-        const xp = xt + (<usize>b << 6)
-        const x0 = v128.load(xp)
-        const x1 = v128.load(xp, 16)
-        const x2 = v128.load(xp, 32)
-        const x3 = v128.load(xp, 48)
-        let v0 = v128.load(wp, 2)
-        let v1 = v128.load(wp, 18)
-        let s = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(v0), x0), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(v0), x1)),
-          i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(v1), x2), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(v1), x3)))
-        a0 = fmadd(f32x4.convert_i32x4_s(s), f32x4.splat(f16ToF32(load<u16>(wp)) * dx), a0)
-        const wq = wp + rowBytes
-        v0 = v128.load(wq, 2)
-        v1 = v128.load(wq, 18)
-        s = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(v0), x0), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(v0), x1)),
-          i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(v1), x2), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(v1), x3)))
-        a1 = fmadd(f32x4.convert_i32x4_s(s), f32x4.splat(f16ToF32(load<u16>(wq)) * dx), a1)
-      }
-      const po = out + ((<usize>t * rows + r) << 2)
-      store<f32>(po, hsum(a0))
-      store<f32>(po, hsum(a1), 4)
-    }
-    for (; r < r1; r++) {
-      let wp = w + <usize>r * rowBytes
-      let acc = f32x4.splat(0)
-      for (let b = 0; b < nb; b++, wp += 34) {
-        const s = blockQ8(wp, xt + (<usize>b << 6))
-        acc = fmadd(f32x4.convert_i32x4_s(s), f32x4.splat(f16ToF32(load<u16>(wp)) * load<f32>(dt + (<usize>b << 2))), acc)
-      }
-      store<f32>(out + ((<usize>t * rows + r) << 2), hsum(acc))
-    }
-  }
-}
-
-// ---- q4_0 weights (18-byte blocks: f16 d, 16 bytes: low nibbles are values 0..15, high nibbles 16..31; minus 8) ----
-
-@inline function nibblesLo (v: v128): v128 {
-  return i8x16.sub(v128.and(v, i8x16.splat(0x0f)), i8x16.splat(8))
-}
-
-@inline function nibblesHi (v: v128): v128 {
-  return i8x16.sub(i8x16.shr_u(v, 4), i8x16.splat(8))
-}
-
-export function matmul_q4_0 (w: usize, xq: usize, xd: usize, out: usize, rows: i32, cols: i32, T: i32, r0: i32, r1: i32): void {
-  const nb = cols >> 5
-  const rowBytes = <usize>nb * 18
-  const xqRow = <usize>cols << 1
-  const xdRow = <usize>nb << 2
-  let t = 0
-  for (; t + 4 <= T; t += 4) {
-    const q0 = xq + <usize>t * xqRow
-    const d0 = xd + <usize>t * xdRow
     for (let r = r0; r < r1; r++) {
       let wp = w + <usize>r * rowBytes
-      let a0 = f32x4.splat(0)
-      let a1 = f32x4.splat(0)
-      let a2 = f32x4.splat(0)
-      let a3 = f32x4.splat(0)
-      for (let b = 0; b < nb; b++, wp += 18) {
-        const dw = f16ToF32(load<u16>(wp))
-        const v = v128.load(wp, 2)
-        const lo = nibblesLo(v)
-        const hi = nibblesHi(v)
-        const w0 = i16x8.extend_low_i8x16_s(lo)
-        const w1 = i16x8.extend_high_i8x16_s(lo)
-        const w2 = i16x8.extend_low_i8x16_s(hi)
-        const w3 = i16x8.extend_high_i8x16_s(hi)
-        const xo = <usize>b << 6
-        const dOff = <usize>b << 2
-        let xp = q0 + xo
-        let s = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(xp)), i32x4.dot_i16x8_s(w1, v128.load(xp, 16))),
-          i32x4.add(i32x4.dot_i16x8_s(w2, v128.load(xp, 32)), i32x4.dot_i16x8_s(w3, v128.load(xp, 48))))
-        a0 = fmadd(f32x4.convert_i32x4_s(s), f32x4.splat(dw * load<f32>(d0 + dOff)), a0)
-        xp += xqRow
-        s = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(xp)), i32x4.dot_i16x8_s(w1, v128.load(xp, 16))),
-          i32x4.add(i32x4.dot_i16x8_s(w2, v128.load(xp, 32)), i32x4.dot_i16x8_s(w3, v128.load(xp, 48))))
-        a1 = fmadd(f32x4.convert_i32x4_s(s), f32x4.splat(dw * load<f32>(d0 + xdRow + dOff)), a1)
-        xp += xqRow
-        s = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(xp)), i32x4.dot_i16x8_s(w1, v128.load(xp, 16))),
-          i32x4.add(i32x4.dot_i16x8_s(w2, v128.load(xp, 32)), i32x4.dot_i16x8_s(w3, v128.load(xp, 48))))
-        a2 = fmadd(f32x4.convert_i32x4_s(s), f32x4.splat(dw * load<f32>(d0 + 2 * xdRow + dOff)), a2)
-        xp += xqRow
-        s = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(xp)), i32x4.dot_i16x8_s(w1, v128.load(xp, 16))),
-          i32x4.add(i32x4.dot_i16x8_s(w2, v128.load(xp, 32)), i32x4.dot_i16x8_s(w3, v128.load(xp, 48))))
-        a3 = fmadd(f32x4.convert_i32x4_s(s), f32x4.splat(dw * load<f32>(d0 + 3 * xdRow + dOff)), a3)
-      }
-      const po = out + ((<usize>t * rows + r) << 2)
-      store<f32>(po, hsum(a0))
-      store<f32>(po + (<usize>rows << 2), hsum(a1))
-      store<f32>(po + (<usize>rows << 3), hsum(a2))
-      store<f32>(po + (<usize>rows * 12), hsum(a3))
-    }
-  }
-  for (; t < T; t++) {
-    const xt = xq + <usize>t * xqRow
-    const dt = xd + <usize>t * xdRow
-    let r = r0
-    for (; r + 2 <= r1; r += 2) {
-      let wp = w + <usize>r * rowBytes
-      let a0 = f32x4.splat(0)
-      let a1 = f32x4.splat(0)
-      for (let b = 0; b < nb; b++, wp += 18) {
-        const dx = load<f32>(dt + (<usize>b << 2))
-        const xp = xt + (<usize>b << 6)
-        const x0 = v128.load(xp)
-        const x1 = v128.load(xp, 16)
-        const x2 = v128.load(xp, 32)
-        const x3 = v128.load(xp, 48)
-        let v = v128.load(wp, 2)
-        let lo = nibblesLo(v)
-        let hi = nibblesHi(v)
-        let s = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(lo), x0), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(lo), x1)),
-          i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(hi), x2), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(hi), x3)))
-        a0 = fmadd(f32x4.convert_i32x4_s(s), f32x4.splat(f16ToF32(load<u16>(wp)) * dx), a0)
-        const wq = wp + rowBytes
-        v = v128.load(wq, 2)
-        lo = nibblesLo(v)
-        hi = nibblesHi(v)
-        s = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(lo), x0), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(lo), x1)),
-          i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(hi), x2), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(hi), x3)))
-        a1 = fmadd(f32x4.convert_i32x4_s(s), f32x4.splat(f16ToF32(load<u16>(wq)) * dx), a1)
-      }
-      const po = out + ((<usize>t * rows + r) << 2)
-      store<f32>(po, hsum(a0))
-      store<f32>(po, hsum(a1), 4)
-    }
-    for (; r < r1; r++) {
-      let wp = w + <usize>r * rowBytes
       let acc = f32x4.splat(0)
-      for (let b = 0; b < nb; b++, wp += 18) {
-        const xp = xt + (<usize>b << 6)
-        const v = v128.load(wp, 2)
-        const lo = nibblesLo(v)
-        const hi = nibblesHi(v)
-        const s = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(lo), v128.load(xp)), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(lo), v128.load(xp, 16))),
-          i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(hi), v128.load(xp, 32)), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(hi), v128.load(xp, 48))))
-        acc = fmadd(f32x4.convert_i32x4_s(s), f32x4.splat(f16ToF32(load<u16>(wp)) * load<f32>(dt + (<usize>b << 2))), acc)
+      for (let b = 0; b < nb; b++, wp += blockBytes) {
+        const xp = xt + (<usize>b << 5)
+        let w0: v128
+        let w1: v128
+        if (q4) {
+          const v = v128.load(wp, 2)
+          w0 = q4Lo(v)
+          w1 = q4Hi(v)
+        } else {
+          w0 = v128.load(wp, 2)
+          w1 = v128.load(wp, 18)
+        }
+        const s = dotI8x32(w0, w1, v128.load(xp), v128.load(xp, 16))
+        acc = fmadd(f32x4.convert_i32x4_s(s), f32x4.splat(lutF16(lut, wp) * load<f32>(dt + (<usize>b << 2))), acc)
       }
       store<f32>(out + ((<usize>t * rows + r) << 2), hsum(acc))
     }
+  }
+}
+
+export function matmul_q8_0 (w: usize, xq: usize, xw: usize, xd: usize, out: usize, rows: i32, cols: i32, T: i32, lut: usize, r0: i32, r1: i32): void {
+  matmulQ(false, w, xq, xw, xd, out, rows, cols, T, lut, r0, r1)
+}
+
+export function matmul_q4_0 (w: usize, xq: usize, xw: usize, xd: usize, out: usize, rows: i32, cols: i32, T: i32, lut: usize, r0: i32, r1: i32): void {
+  matmulQ(true, w, xq, xw, xd, out, rows, cols, T, lut, r0, r1)
+}
+
+/** n int8 at src -> int16 at dst (n a multiple of 16) */
+export function widen_i8 (src: usize, dst: usize, n: i32): void {
+  for (let i = 0; i < n; i += 16) {
+    const v = v128.load(src + i)
+    v128.store(dst + (<usize>i << 1), i16x8.extend_low_i8x16_s(v))
+    v128.store(dst + (<usize>i << 1), i16x8.extend_high_i8x16_s(v), 16)
   }
 }
 

@@ -5,7 +5,7 @@
  * the weights at decode). Ops follow the CPU reference in ops/reference.ts; the conformance suite checks them.
  */
 import type { Backend, OpDesc, OpName } from '../backend-types.js'
-import { prepareActivation, tensorBytes } from '../quant/index.js'
+import { F16_TO_F32, prepareActivation, tensorBytes } from '../quant/index.js'
 import type { PreparedQ8KActivation } from '../quant/index.js'
 import type { DType, RopeStyle, Tensor } from '../types.js'
 import { ThreadPool } from './pool.js'
@@ -47,6 +47,7 @@ const align = (n: number): number => Math.ceil(n / ALIGN) * ALIGN
 interface Exports {
   relaxed: () => number
   quantize_q8_0: (x: number, xq: number, xd: number, cols: number, T: number) => void
+  widen_i8: (src: number, dst: number, n: number) => void
   rms_norm: (out: number, x: number, w: number, T: number, dim: number, eps: number) => void
   rope: (x: number, T: number, nHeads: number, headDim: number, startPos: number, invFreqs: number, style: number, cs: number) => void
   swiglu: (out: number, gate: number, up: number, n: number) => void
@@ -100,6 +101,8 @@ class WasmBackendImpl implements WasmBackend {
   private i16: Int16Array
   private i32: Int32Array
   private u8: Uint8Array
+  /** f16 -> f32 table the q8_0/q4_0 kernels read block scales through (256 KiB) */
+  private readonly f16Table: number
 
   constructor (memory: WebAssembly.Memory, k: Exports, pool: ThreadPool, relaxedSimd: boolean) {
     this.memory = memory
@@ -113,6 +116,8 @@ class WasmBackendImpl implements WasmBackend {
     this.i16 = new Int16Array(buffer)
     this.i32 = new Int32Array(buffer)
     this.u8 = new Uint8Array(buffer)
+    this.f16Table = this.alloc(F16_TO_F32.byteLength)
+    this.f32.set(F16_TO_F32, this.f16Table >> 2)
   }
 
   get memoryBytes (): number {
@@ -187,12 +192,13 @@ class WasmBackendImpl implements WasmBackend {
     const wPtr = this.weightPtr(w)
     const xBytes = align(T * cols * 4)
     const outBytes = align(T * rows * 4)
-    // 2 bytes per int16 quant, plus f32 scales / int32 sums
-    const qBytes = w.dtype === 'f32' || w.dtype === 'f16' ? 0 : align(T * cols * 2) + align(T * cols / 32 * 4) + align(T * cols / 16 * 4)
+    // int8 quants, the same widened to int16, f32 scales, int32 sums (q8_K)
+    const qBytes = w.dtype === 'f32' || w.dtype === 'f16' ? 0 : align(T * cols) + align(T * cols * 2) + align(T * cols / 32 * 4) + align(T * cols / 16 * 4)
     const base = this.scratch(xBytes + outBytes + qBytes)
     const xPtr = base
     const outPtr = base + xBytes
-    const qPtr = outPtr + outBytes
+    const q8Ptr = outPtr + outBytes
+    const qPtr = q8Ptr + align(T * cols)
     const dPtr = qPtr + align(T * cols * 2)
     const sPtr = dPtr + align(T * cols / 32 * 4)
     const unit = 4 // rows per split unit (keeps the 2-row kernels paired)
@@ -205,8 +211,9 @@ class WasmBackendImpl implements WasmBackend {
       case 'q8_0':
       case 'q4_0':
         this.f32.set(x.subarray(0, T * cols), xPtr >> 2)
-        this.k.quantize_q8_0(xPtr, qPtr, dPtr, cols, T)
-        this.pool.run(`matmul_${w.dtype}`, [wPtr, qPtr, dPtr, outPtr, rows, cols, T], rows, unit, 16)
+        this.k.quantize_q8_0(xPtr, q8Ptr, dPtr, cols, T)
+        if (T >= 4) this.k.widen_i8(q8Ptr, qPtr, T * cols)
+        this.pool.run(`matmul_${w.dtype}`, [wPtr, q8Ptr, qPtr, dPtr, outPtr, rows, cols, T, this.f16Table], rows, unit, 16)
         break
       case 'q4_K':
       case 'q6_K': {
