@@ -187,12 +187,19 @@ export class InferenceSession {
   /** routes blocks [from, to) and opens a span session on each server; servers that refuse are banned and routed around */
   private async openRoute (from: number, to: number, signal: AbortSignal | undefined): Promise<SpanSession[]> {
     const deadline = Date.now() + this.policy.noRouteWaitMs
+    /** the last server that refused us here: when no route is left, it says why (e.g. every node is busy) */
+    let refusal: SpanFailedError | undefined
     for (let attempt = 0; ; attempt++) {
       let spans
       try {
         spans = this.view.route({ from, to, maxLength: this.maxLength })
       } catch (err) {
-        if (!(err instanceof MissingBlocksError) || Date.now() > deadline) throw err
+        if (!(err instanceof MissingBlocksError) || Date.now() > deadline) {
+          if (err instanceof MissingBlocksError && refusal !== undefined) {
+            throw new MissingBlocksError(`${err.message}: the servers that cover them refused (${refusal.message})`, err.missing, { cause: refusal })
+          }
+          throw err
+        }
         // the failed server's blocks may be served by a node we have not seen yet: look again
         await sleep(attempt === 0 ? 0 : 500, signal)
         await this.view.refresh(signal)
@@ -214,6 +221,7 @@ export class InferenceSession {
         if (++this.reroutes > this.policy.maxReroutes) {
           throw new RetriesExhaustedError(`gave up after ${this.policy.maxReroutes} attempts; last failure: ${err.message}`, { cause: err })
         }
+        refusal = err
         this.view.ban(err.peerId)
         this.log(`${err.message}; trying another route`)
       }
