@@ -15,7 +15,7 @@ import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { DHT_PROTOCOL, DEFAULT_PROVIDER_TTL_MS } from './constants.js'
-import { recordSelectors, recordValidators } from './record.js'
+import { createRecordValidators, recordSelectors } from './record.js'
 
 export type SwarmServices = {
   dht: KadDHT
@@ -72,7 +72,8 @@ export async function createSwarmHost (options: SwarmHostOptions = {}): Promise<
         clientMode: options.dhtClient ?? false,
         // loopback and LAN addresses are real swarm addresses here (tests, home clusters)
         peerInfoMapper: passthroughMapper,
-        validators: recordValidators,
+        // refuses forged, expired, mismatched and replayed (older seq) records
+        validators: createRecordValidators(),
         selectors: recordSelectors,
         initialQuerySelfInterval: 0,
         allowQueryWithZeroPeers: true,

@@ -49,6 +49,7 @@ export {
 export {
   type SwarmRecord, type RecordValidateFn, type RecordSelectFn, type VerifyRecordOptions, recordKey, parseRecordKey,
   validateRecord, nextRecordSeq, signRecord, decodeRecordValue, verifyRecordValue, selectRecord, recordValidators,
+  createRecordValidators,
   recordSelectors
 } from './record.js'
 export { type WeightsManifestEntry, type ModelIdentity, computeModelId, modelCid, canonicalJson } from './model-id.js'

@@ -6,7 +6,7 @@ import { MAX_RECORD_TTL_MS, PROTOCOL_VERSION } from './constants.js'
 import { InvalidRecordError, InvalidSignatureError, RecordExpiredError } from './errors.js'
 import { packValue, unpackValue } from './msgpack.js'
 import {
-  decodeRecordValue, nextRecordSeq, parseRecordKey, recordKey, recordSelectors, recordValidators, selectRecord,
+  createRecordValidators, decodeRecordValue, nextRecordSeq, parseRecordKey, recordKey, recordSelectors, recordValidators, selectRecord,
   signRecord, type SwarmRecord, validateRecord, verifyRecordValue
 } from './record.js'
 
@@ -61,6 +61,20 @@ describe('signed records', () => {
   it('passes the kad-dht validator with a current record', async () => {
     const value = await signRecord({ ...record, expiresAt: Date.now() + 30_000 }, key)
     await expect(recordValidators.swarm(recordKey('m0del', peerId), value)).resolves.toBeUndefined()
+  })
+
+  it('the per-host validator refuses a replayed older record once it has accepted a newer one', async () => {
+    const validators = createRecordValidators()
+    const k = recordKey('m0del', peerId)
+    const at = (seq: number): Promise<Uint8Array> => signRecord({ ...record, seq, expiresAt: Date.now() + 30_000 }, key)
+    const older = await at(10)
+    const newer = await at(11)
+    await expect(validators.swarm(k, older)).resolves.toBeUndefined()
+    await expect(validators.swarm(k, newer)).resolves.toBeUndefined()
+    await expect(validators.swarm(k, newer)).resolves.toBeUndefined()
+    await expect(validators.swarm(k, older)).rejects.toThrow(/replay/)
+    // another key is not affected
+    await expect(validators.swarm(recordKey('other', peerId), await signRecord({ ...record, modelId: 'other', seq: 1, expiresAt: Date.now() + 30_000 }, key))).resolves.toBeUndefined()
   })
 
   it('refuses to sign with another peer\'s key', async () => {

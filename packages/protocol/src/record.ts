@@ -183,9 +183,35 @@ export function selectRecord (key: Uint8Array, records: Uint8Array[], options: V
   return best
 }
 
-/** kad-dht validators for swarm keys: kadDHT({ validators: recordValidators, selectors: recordSelectors }). */
+/** Stateless kad-dht validators for swarm keys (signature, key, expiry); hosts use createRecordValidators(), which also refuses replays. */
 export const recordValidators: Record<string, RecordValidateFn> = {
   [DHT_KEY_NAMESPACE]: async (key, value) => { await verifyRecordValue(key, value) }
+}
+
+/**
+ * Validators that also refuse a record older (lower seq) than an unexpired one this host has already accepted for
+ * the same key. kad-dht stores whatever passes validation, overwriting what it held, so without this a replayed
+ * older record (validly signed, not yet expired) would replace the newer one on every storing node. One per host:
+ * kadDHT({ validators: createRecordValidators() }). Remembers at most `maxKeys` keys (oldest forgotten first).
+ */
+export function createRecordValidators (options: { maxKeys?: number } = {}): Record<string, RecordValidateFn> {
+  const maxKeys = options.maxKeys ?? 10_000
+  const newest = new Map<string, { seq: number, expiresAt: number }>()
+  return {
+    [DHT_KEY_NAMESPACE]: async (key, value) => {
+      const record = await verifyRecordValue(key, value)
+      const id = new TextDecoder().decode(key)
+      const seen = newest.get(id)
+      if (seen !== undefined && seen.expiresAt > Date.now() && record.seq < seen.seq) {
+        throw new InvalidRecordError(`record of ${record.peerId} has seq ${record.seq}, older than seq ${seen.seq} already accepted (a replay)`)
+      }
+      if (seen === undefined || record.seq >= seen.seq || seen.expiresAt <= Date.now()) {
+        newest.delete(id)
+        newest.set(id, { seq: record.seq, expiresAt: record.expiresAt })
+        if (newest.size > maxKeys) newest.delete(newest.keys().next().value as string)
+      }
+    }
+  }
 }
 
 /** kad-dht selectors for swarm keys (highest seq wins). */
