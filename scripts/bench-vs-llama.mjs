@@ -3,7 +3,11 @@
 //
 //   node scripts/bench-vs-llama.mjs --model PATH [--threads 1] [--prompt-tokens 128] [--gen-tokens 64] [--runs 3]
 //                                   [--only llama|ours] [--kv f32|f16] [--ctx 512] [--json] [--ours-cli PATH]
-//                                   [--backend cpu|wasm|auto]
+//                                   [--backend cpu|wasm|auto] [--bandwidth]
+//
+// --bandwidth also prints the machine's memory bandwidth as our wasm backend sees it: a streaming-read SIMD kernel
+// over 512 MiB of wasm memory on the same thread count (best of 5), the ceiling for a memory-bound decode; and the
+// peak-RSS budget 1.15 x file + KV cache (ctx positions, f32) + 150 MiB next to our peak RSS.
 //
 // Each run is a fresh child process per engine (ours, then llama.cpp, alternating run by run so that machine load
 // hits both alike); the table shows medians over runs.
@@ -20,7 +24,7 @@
 // [--backend B]`, whose last JSON line must hold prefillTokensPerSecond, decodeTokensPerSecond and (optionally)
 // peakRssBytes and backend. Without --backend ours runs the CLI's default backend (the table names the one used).
 import { spawn } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, statSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -47,6 +51,8 @@ function parseArgs(argv) {
     else if (a === '--json') o.json = true
     else if (a === '--ours-cli') o.oursCli = next()
     else if (a === '--backend') o.backend = next()
+    else if (a === '--bandwidth') o.bandwidth = true
+    else if (a === '--child-bandwidth') o.childBandwidth = true
     else if (a === '--child-llama') o.childLlama = true
     else if (a === '--help' || a === '-h') o.help = true
     else throw new Error(`unknown argument ${a}`)
@@ -183,6 +189,7 @@ async function main() {
   o.model = resolve(o.model)
   if (!existsSync(o.model)) throw new Error(`no such model file: ${o.model}`)
   if (o.childLlama) return llamaChild(o)
+  if (o.childBandwidth) return bandwidthChild(o)
 
   const self = fileURLToPath(import.meta.url)
   const llamaArgs = [self, '--child-llama', '--model', o.model, '--threads', String(o.threads), '--prompt-tokens', String(o.promptTokens), '--gen-tokens', String(o.genTokens), '--kv', o.kv, '--ctx', String(o.ctx)]
@@ -250,6 +257,30 @@ async function main() {
   process.stdout.write(`model ${o.model}\nthreads ${o.threads}, ctx ${o.ctx}, llama.cpp KV cache ${o.kv.toUpperCase()}, flash attention off, our backend ${report.oursBackend ?? 'default'}\n`)
   process.stdout.write(line(rows[0]) + '\n' + widths.map((w) => '-'.repeat(w)).join('  ') + '\n')
   for (const r of rows.slice(1)) process.stdout.write(line(r) + '\n')
+  if (o.bandwidth) await printBandwidth(o, ours)
+}
+
+// ---- memory bandwidth child: streaming-read wasm kernel, prints one JSON line ----
+async function bandwidthChild(o) {
+  const kernels = await import(pathToFileURL(join(root, 'packages', 'kernels', 'dist', 'index.js')).href)
+  const backend = await kernels.createWasmBackend({ threads: o.threads })
+  const gbPerSecond = backend.measureBandwidth(512 * 2 ** 20, 5)
+  const source = await kernels.openModel(o.model)
+  const c = source.config
+  const kvBytes = c.nLayers * o.ctx * c.nKvHeads * c.headDim * 2 * 4
+  await source.close()
+  await backend.close()
+  process.stdout.write(JSON.stringify({ prefillTokensPerSecond: 0, gbPerSecond, kvBytes }) + '\n')
+}
+
+async function printBandwidth(o, ours) {
+  const j = await runChild(process.execPath, [fileURLToPath(import.meta.url), '--child-bandwidth', '--model', o.model, '--threads', String(o.threads), '--ctx', String(o.ctx)])
+  const fileBytes = statSync(o.model).size
+  const budget = 1.15 * fileBytes + j.kvBytes + 150 * 2 ** 20
+  process.stdout.write(`memory bandwidth (wasm streaming read, ${o.threads} thread${o.threads === 1 ? '' : 's'}): ${j.gbPerSecond.toFixed(1)} GB/s\n`)
+  if (ours?.peakRssBytes) {
+    process.stdout.write(`peak RSS budget 1.15 x file + KV(ctx ${o.ctx}) + 150 MiB = ${mib(budget)}; ours ${mib(ours.peakRssBytes)} (${ours.peakRssBytes <= budget ? 'within' : 'OVER'})\n`)
+  }
 }
 
 main().catch((e) => {

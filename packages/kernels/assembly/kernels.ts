@@ -244,15 +244,20 @@ export function quantize_q8_0 (x: usize, xq: usize, xd: usize, cols: i32, T: i32
 }
 
 // ---- q8_0 / q4_0 weights x q8_0 activations ----
-// The int8 x int8 block dot uses extmul (products fit int16: |q| <= 128, |x| <= 127, two summed < 2^15) and a
-// pairwise widening add; block scales are read through a 65536-entry f16 -> f32 table (`lut`, 256 KiB) that the
-// JS side fills, cheaper than decoding f16 bits in the loop.
+// The int8 x int8 block dot sign-extends both operands to int16 (the high half via a 64-bit lane swap, which V8
+// lowers more cheaply than extend_high or extmul) and sums pairs with i32x4.dot_i16x8_s (pmaddwd); block scales are
+// read through a 65536-entry f16 -> f32 table (`lut`, 256 KiB) that the JS side fills, cheaper than decoding f16
+// bits in the loop.
+
+@inline function dotI8x16 (w: v128, x: v128): v128 {
+  const lo = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(w), i16x8.extend_low_i8x16_s(x))
+  const hi = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(i64x2.shuffle(w, w, 1, 0)), i16x8.extend_low_i8x16_s(i64x2.shuffle(x, x, 1, 0)))
+  return i32x4.add(lo, hi)
+}
 
 /** int32x4 partial sums of the 32 products of int8 weights (w0: 0..15, w1: 16..31) and int8 activations */
 @inline function dotI8x32 (w0: v128, w1: v128, x0: v128, x1: v128): v128 {
-  const p0 = i16x8.add(i16x8.extmul_low_i8x16_s(w0, x0), i16x8.extmul_high_i8x16_s(w0, x0))
-  const p1 = i16x8.add(i16x8.extmul_low_i8x16_s(w1, x1), i16x8.extmul_high_i8x16_s(w1, x1))
-  return i32x4.add(i32x4.extadd_pairwise_i16x8_s(p0), i32x4.extadd_pairwise_i16x8_s(p1))
+  return i32x4.add(dotI8x16(w0, x0), dotI8x16(w1, x1))
 }
 
 /** int32x4 partial sums of 32 int16 weights (w0..w3) times 32 int16 activations at x */
