@@ -3,7 +3,7 @@
  * so these come from the workspace packages' installs (the same store versions @swarm/protocol runs on).
  */
 export { lpStream } from '../../packages/node/node_modules/@libp2p/utils/dist/src/index.js'
-export { generateKeyPair } from '../../packages/node/node_modules/@libp2p/crypto/dist/src/keys/index.js'
+export { generateKeyPair, privateKeyFromProtobuf } from '../../packages/node/node_modules/@libp2p/crypto/dist/src/keys/index.js'
 export { peerIdFromPrivateKey, peerIdFromString } from '../../packages/node/node_modules/@libp2p/peer-id/dist/src/index.js'
 export { multiaddr } from '../../packages/protocol/node_modules/@multiformats/multiaddr/dist/src/index.js'
 

@@ -1,0 +1,286 @@
+/**
+ * Security with real processes and real libp2p peers in this process:
+ * (a) a private swarm (`--swarm-key`): a client with the key generates exactly; a client or peer without it (or with
+ *     another key) cannot connect, and a raw TCP connection reads nothing but the pnet nonce and ciphertext;
+ * (b) DHT records: a forged record (signed by another key for the victim's peer id), a replayed older record, an
+ *     expired record and records under a wrong model id are refused by every node's validator (a put is accepted by
+ *     nobody, a get still returns the genuine record) and ignored by the client's discovery;
+ * (c) `--allow-peers`: only the listed peer may open sessions; any other gets a clear error.
+ */
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { connect } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { LocalModel, loadTokenizer, openModel, PRESETS, randomWeights, syntheticVocab, writeGgufModel } from '@swarm/kernels'
+import { runGeneration, Swarm } from '@swarm/client'
+import {
+  createSwarmHost, dialBootstrap, InvalidRecordError, InvalidSignatureError, packValue, parseSwarmKey, recordKey,
+  RecordExpiredError, signRecord, verifyRecordValue, type SwarmHost, type SwarmRecord
+} from '@swarm/protocol'
+// discovery is internal to the SDK; the test checks the very functions the SDK's routing view uses
+import { discoverRecords, fetchRecord } from '../packages/client/src/discovery.js'
+import { ensureBuilt } from './harness/processes.js'
+import { setup, type SwarmHarness } from './harness/swarm.js'
+import { generateKeyPair, multiaddr, peerIdFromPrivateKey, privateKeyFromProtobuf } from './harness/libp2p.js'
+
+const PROMPT = 'Only friends may enter'
+const GEN_TOKENS = 16
+const config = PRESETS.tiny
+const L = config.nLayers
+
+let dir: string
+let modelPath: string
+let localTokens: number[]
+
+beforeAll(async () => {
+  await ensureBuilt()
+  dir = await mkdtemp(join(tmpdir(), 'swarm-security-'))
+  modelPath = join(dir, 'tiny.gguf')
+  await writeGgufModel(modelPath, config, randomWeights(config, 9), { dtype: 'q8_0', vocab: syntheticVocab() })
+  const source = await openModel(modelPath)
+  const model = await LocalModel.load(source)
+  localTokens = (await runGeneration(model.createSession(64), await loadTokenizer(source), PROMPT, { maxTokens: GEN_TOKENS })).tokens
+  await source.close()
+})
+
+afterAll(async () => {
+  if (dir !== undefined) await rm(dir, { recursive: true, force: true })
+})
+
+async function generateWith (swarm: Swarm, retry = {}): Promise<number[]> {
+  const model = await swarm.model(modelPath)
+  const session = await model.inferenceSession({ maxLength: 64, retry })
+  try {
+    return (await runGeneration(model.runner(session), model.tokenizer, PROMPT, { maxTokens: GEN_TOKENS })).tokens
+  } finally {
+    await session.close()
+  }
+}
+
+async function writeSwarmKey (name: string): Promise<string> {
+  const file = join(dir, name)
+  await writeFile(file, `/key/swarm/psk/1.0.0/\n/base16/\n${randomBytes(32).toString('hex')}\n`)
+  return file
+}
+
+/** the message of an error and of every error in its cause chain */
+function messages (err: unknown): string {
+  const parts: string[] = []
+  for (let e = err; e instanceof Error; e = e.cause) parts.push(`${e.name}: ${e.message}`)
+  return parts.join(' <- ')
+}
+
+describe('a private swarm (--swarm-key)', () => {
+  let harness: SwarmHarness
+  let keyFile: string
+  let otherKeyFile: string
+  beforeAll(async () => {
+    keyFile = await writeSwarmKey('swarm.key')
+    otherKeyFile = await writeSwarmKey('other-swarm.key')
+    harness = await setup({ model: modelPath, nodes: [{ blocks: [0, 3] }, { blocks: [3, L] }], commonArgs: ['--swarm-key', keyFile] })
+  })
+  afterAll(async () => { await harness?.cleanup() })
+
+  it('a client with the key generates exactly the local output', async () => {
+    const swarm = await Swarm.connect({ bootstrap: [harness.bootstrap], swarmKey: parseSwarmKey(await readFile(keyFile)) })
+    try {
+      expect(await generateWith(swarm)).toEqual(localTokens)
+    } finally {
+      await swarm.close()
+    }
+  })
+
+  it('a client without the key, or with another key, cannot connect', async () => {
+    const without = await Swarm.connect({ bootstrap: [harness.bootstrap], signal: AbortSignal.timeout(10_000) }).then(s => s, err => err as Error)
+    const other = await Swarm.connect({ bootstrap: [harness.bootstrap], swarmKey: parseSwarmKey(await readFile(otherKeyFile)), signal: AbortSignal.timeout(10_000) }).then(s => s, err => err as Error)
+    console.log(`without the key: ${messages(without).slice(0, 300)}\nwith another key: ${messages(other).slice(0, 300)}`)
+    for (const result of [without, other]) {
+      if (result instanceof Swarm) await result.close()
+      expect(result).toBeInstanceOf(Error)
+      expect((result as Error).name).toBe('BootstrapError')
+    }
+  })
+
+  it('a libp2p peer without the key can dial no process of the swarm; a raw TCP reader sees no protocol bytes', async () => {
+    const outsiders: SwarmHost[] = [
+      await createSwarmHost({}),
+      await createSwarmHost({ swarmKey: parseSwarmKey(await readFile(otherKeyFile)) })
+    ]
+    try {
+      const dials = outsiders.flatMap(host => [harness.dht, ...harness.nodes].map(async target =>
+        await host.dial(multiaddr(target.ready.addrs[0]), { signal: AbortSignal.timeout(5_000) }).then(() => 'connected', (err: Error) => err.name)))
+      const results = await Promise.all(dials)
+      console.log(`outsiders dialing the dht and the nodes: ${results.join(', ')}`)
+      expect(results).not.toContain('connected')
+      for (const host of outsiders) expect(host.getConnections()).toHaveLength(0)
+    } finally {
+      await Promise.all(outsiders.map(async h => { await h.stop() }))
+    }
+    // speak multistream-select in the clear, as a libp2p dialer without pnet would; collect what the node sends
+    const [, ip, port] = /^\/ip4\/([^/]+)\/tcp\/(\d+)/.exec(harness.nodes[0].ready.addrs[0])!
+    const received = await new Promise<Buffer>(resolve => {
+      const chunks: Buffer[] = []
+      const socket = connect(Number(port), ip, () => { socket.write(Buffer.from('\x13/multistream/1.0.0\n')) })
+      socket.on('data', chunk => { chunks.push(chunk) })
+      const done = (): void => { socket.destroy(); resolve(Buffer.concat(chunks)) }
+      socket.on('close', done)
+      socket.on('error', done)
+      setTimeout(done, 1500)
+    })
+    console.log(`raw TCP reader got ${received.length} bytes from the node: ${received.subarray(0, 32).toString('hex')}`)
+    // the pnet handshake: the node's 24-byte nonce, then only XSalsa20 ciphertext
+    expect(received.length).toBeLessThanOrEqual(64)
+    expect(received.toString('latin1')).not.toMatch(/multistream|noise|swarm|yamux/)
+  })
+})
+
+describe('DHT records: forged, replayed, expired, wrong model', () => {
+  let harness: SwarmHarness
+  let victimKeyFile: string
+  let attacker: SwarmHost
+  let observer: SwarmHost
+  let modelId: string
+  let victim: string
+
+  beforeAll(async () => {
+    victimKeyFile = join(dir, 'victim.key')
+    harness = await setup({ model: modelPath, nodes: [{ blocks: [0, L], args: ['--key', victimKeyFile] }, { blocks: [0, L] }] })
+    modelId = harness.nodes[0].ready.modelId!
+    victim = harness.nodes[0].ready.peerId
+    attacker = await createSwarmHost({ dhtClient: true })
+    await dialBootstrap(attacker, [harness.bootstrap])
+    observer = await createSwarmHost({ dhtClient: true })
+    await dialBootstrap(observer, [harness.bootstrap])
+  })
+  afterAll(async () => {
+    await attacker?.stop()
+    await observer?.stop()
+    await harness?.cleanup()
+  })
+
+  /** puts a value from the attacker; returns the peers that acknowledged storing it */
+  async function put (key: Uint8Array, value: Uint8Array): Promise<string[]> {
+    const accepted: string[] = []
+    for await (const event of attacker.services.dht.put(key, value, { signal: AbortSignal.timeout(15_000) })) {
+      // a storing peer echoes the record it stored (kad-dht's own check of a put)
+      if (event.name === 'PEER_RESPONSE' && event.record != null && Buffer.from(event.record.value).equals(Buffer.from(value))) accepted.push(event.from.toString())
+    }
+    return accepted
+  }
+
+  /** what a fresh get through the DHT returns for a key (the observer validates and selects like every host) */
+  async function get (key: Uint8Array): Promise<Uint8Array | undefined> {
+    try {
+      return await observer.contentRouting.get(key, { signal: AbortSignal.timeout(10_000) })
+    } catch {
+      return undefined
+    }
+  }
+
+  it('each bad record is refused by every node and ignored by the client; a legitimately newer one is accepted', async () => {
+    const key = recordKey(modelId, victim)
+    const genuineValue = await get(key)
+    expect(genuineValue).toBeDefined()
+    const genuine = await verifyRecordValue(key, genuineValue!)
+    const victimKey = privateKeyFromProtobuf(await readFile(victimKeyFile))
+    expect(peerIdFromPrivateKey(victimKey).toString()).toBe(victim)
+    const forgerKey = await generateKeyPair('Ed25519')
+    const now = Date.now()
+    const fresh = (change: Partial<SwarmRecord>): SwarmRecord => ({ ...genuine, expiresAt: now + 20_000, ...change })
+    // the record bytes signed by the wrong key: the same layout and domain prefix signRecord uses
+    const forge = async (record: SwarmRecord): Promise<Uint8Array> => {
+      const recordBytes = packValue(record)
+      const domain = new TextEncoder().encode('/swarm/record/1.0.0\n')
+      const sig = await forgerKey.sign(Uint8Array.from([...domain, ...recordBytes]))
+      return packValue({ record: recordBytes, sig })
+    }
+
+    // control: the victim's own key, a higher seq: every DHT server stores it (so a refusal below means something)
+    const control = await signRecord(fresh({ seq: genuine.seq + 1 }), victimKey)
+    const controlAccepted = await put(key, control)
+    expect(controlAccepted.length).toBeGreaterThanOrEqual(2)
+
+    const otherModelKey = recordKey('some-other-model', victim)
+    const attacks: Array<[string, Uint8Array, Uint8Array, new (...args: any[]) => Error]> = [
+      ['forged (signed by another key, offline state, attacker address)', key,
+        await forge(fresh({ seq: genuine.seq + 1000, state: 'offline', addrs: ['/ip4/6.6.6.6/tcp/666'] })), InvalidSignatureError],
+      ['replayed (the victim\'s own older record)', key, await signRecord(fresh({ seq: genuine.seq - 1 }), victimKey), Error],
+      ['expired (signed by the victim)', key, await signRecord(fresh({ seq: genuine.seq + 2000, expiresAt: now - 1000 }), victimKey), RecordExpiredError],
+      ['claims to live for days', key, await signRecord(fresh({ seq: genuine.seq + 2500, expiresAt: now + 3 * 86_400_000 }), victimKey), RecordExpiredError],
+      ['another model\'s record under this model\'s key', key, await signRecord(fresh({ seq: genuine.seq + 3000, modelId: 'some-other-model' }), victimKey), InvalidRecordError],
+      ['this model\'s record under another model\'s key', otherModelKey, await signRecord(fresh({ seq: genuine.seq + 4000 }), victimKey), InvalidRecordError]
+    ]
+    const report: string[] = []
+    for (const [name, k, value, ErrorClass] of attacks) {
+      const accepted = await put(k, value)
+      const got = await get(k)
+      report.push(`${name}: accepted by ${accepted.length} nodes; get returns ${got === undefined ? 'nothing' : `seq ${(await verifyRecordValue(k, got).catch(() => ({ seq: 'INVALID' }))).seq}`}`)
+      expect(accepted, name).toEqual([])
+      if (k === key) {
+        // the genuine record: the control, or a newer one the victim announced since (it re-announces every 10 s)
+        expect(got, name).toBeDefined()
+        expect(Buffer.from(got!).equals(Buffer.from(value)), name).toBe(false)
+        const record = await verifyRecordValue(key, got!)
+        expect(record.seq, name).toBeGreaterThanOrEqual(genuine.seq + 1)
+        expect([record.state, record.addrs], name).toEqual(['online', genuine.addrs])
+      } else {
+        expect(got, name).toBeUndefined()
+      }
+      // the client's own check refuses the stateless cases as well
+      if (ErrorClass !== Error) await expect(verifyRecordValue(k, value), name).rejects.toBeInstanceOf(ErrorClass)
+    }
+    console.log(`control (victim's key, seq +1) accepted by ${controlAccepted.length} DHT servers\n${report.join('\n')}`)
+
+    // the client's discovery sees both nodes with their genuine records only
+    const records = await discoverRecords(observer, modelId, { timeoutMs: 5_000 })
+    expect(records.map(r => r.peerId).sort()).toEqual(harness.nodes.map(n => n.ready.peerId).sort())
+    const seen = records.find(r => r.peerId === victim)!
+    expect(seen.addrs).toEqual(genuine.addrs)
+    expect(seen.state).toBe('online')
+    expect(seen.seq).toBeGreaterThanOrEqual(genuine.seq + 1)
+    expect((await fetchRecord(observer, 'some-other-model', victim))).toBeUndefined()
+  })
+
+  it('the swarm still generates exactly through the genuine records', async () => {
+    const swarm = await Swarm.connect({ bootstrap: [harness.bootstrap] })
+    try {
+      expect(await generateWith(swarm)).toEqual(localTokens)
+    } finally {
+      await swarm.close()
+    }
+  })
+})
+
+describe('--allow-peers', () => {
+  let harness: SwarmHarness
+  let allowed: Swarm
+  beforeAll(async () => {
+    harness = await setup({ model: modelPath, nodes: [] })
+    allowed = await Swarm.connect({ bootstrap: [harness.bootstrap] })
+    const allowFile = join(dir, 'allow-peers')
+    await writeFile(allowFile, `# the one client allowed\n${allowed.host.peerId.toString()}\n`)
+    await harness.addNode({ blocks: [0, L], args: ['--allow-peers', allowFile] })
+  })
+  afterAll(async () => {
+    await allowed?.close()
+    await harness?.cleanup()
+  })
+
+  it('the listed client generates exactly the local output', async () => {
+    expect(await generateWith(allowed)).toEqual(localTokens)
+  })
+
+  it('another client is refused with a clear error', async () => {
+    const stranger = await Swarm.connect({ bootstrap: [harness.bootstrap] })
+    try {
+      const err = await generateWith(stranger, { noRouteWaitMs: 500 }).then(() => undefined, e => e as Error)
+      console.log(`stranger: ${messages(err).slice(0, 400)}`)
+      expect(err).toBeInstanceOf(Error)
+      expect(messages(err)).toMatch(/not allowed to open sessions/)
+    } finally {
+      await stranger.close()
+    }
+  })
+})
