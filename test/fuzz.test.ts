@@ -529,6 +529,19 @@ describe('fuzzing a live node', () => {
     other.stream.abort(new Error('done'))
     expect(await code(step({ position: 1, hidden: tensor(1) }))).toBe('result')
 
+    // a stream that does not start with an open (a step for a session this stream never opened, a close, garbage)
+    const firstFrame = async (frame: Uint8Array): Promise<string[]> => {
+      const s = await dialInference()
+      await s.lp.write(frame)
+      const replies = [await readReply(s.lp, b => parseNodeMessage(b), stats), await readReply(s.lp, b => parseNodeMessage(b), stats)]
+      return replies.map(r => r === 'closed' ? r : r.type === 'error' ? r.code : r.type)
+    }
+    expect(await firstFrame(step({ position: 0 }))).toEqual(['malformed-message', 'closed'])
+    expect(await firstFrame(encodeClientMessage({ type: 'close' }))).toEqual(['malformed-message', 'closed'])
+    expect(await firstFrame(Uint8Array.from([0xc1, 0xc1]))).toEqual(['malformed-message', 'closed'])
+    expect(await firstFrame(packValue({ type: 'open', sessionId: newSessionId(), modelId: 'not-this-model', blocks: [0, L], maxLength: 16 }))).toEqual(['wrong-model', 'closed'])
+    expect(await firstFrame(openMessage(newSessionId(), config.contextLength + 1))).toEqual(['too-long', 'closed'])
+
     // frames over the limit: the length prefix alone says so; the node answers frame-too-large and ends the stream
     const overLimit = async (prefix: number[], opened: boolean): Promise<Array<string>> => {
       const s = opened ? { stream, lp } : await dialInference()
