@@ -58,13 +58,16 @@ interface Outcome {
   error?: Error
 }
 
+/** deadlines for a loaded 2-core machine: here a slow answer is not a fault to route around */
+const PATIENT = { openTimeoutMs: 60_000, stepTimeoutMs: 60_000 }
+
 /** runs `SESSIONS` generations at once, spread over `clients`; `refusals` collects what the clients logged when a node refused */
 async function runConcurrent (clients: Swarm[], models: RemoteModel[], refusals: string[], retry = {}): Promise<Outcome[]> {
   return await Promise.all(Array.from({ length: SESSIONS }, async (_, i): Promise<Outcome> => {
     const model = models[i % clients.length]
     try {
       const session = await model.inferenceSession({
-        maxLength: MAX_LENGTH, retry, log: message => { if (/refused/.test(message)) refusals.push(message) }
+        maxLength: MAX_LENGTH, retry: { ...PATIENT, ...retry }, log: message => { if (/refused/.test(message)) refusals.push(message) }
       })
       try {
         const result = await runGeneration(model.runner(session), model.tokenizer, PROMPT, { maxTokens: GEN_TOKENS })
