@@ -29,7 +29,7 @@ try {
   const vocab = ggufVocabFromTokenizerJson(tokenizerJson, tokenizerConfig, 'gpt2', { pre: 'gpt-2' })
   const weights = new Map()
   for (const name of source.tensors.keys()) weights.set(name, dequantize(await source.loadTensor(name)))
-  await writeGgufModel(out, { ...source.config, name: 'kjv-llama-4m' }, weights, { dtype, vocab, name: 'kjv-llama-4m' })
+  await writeGgufModel(out, { ...source.config, name: 'kjv-llama-4m' }, weights, { dtype, vocab, name: 'kjv-llama-4m', generation: source.generation })
   console.log(`wrote ${out} (${dtype}, ${weights.size} tensors, vocab ${vocab.tokens.length}, pre ${vocab.pre})`)
 } finally {
   await source.close()

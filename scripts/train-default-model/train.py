@@ -404,6 +404,7 @@ def main():
         'temperature': 0.8,
         'top_k': 40,
         'top_p': 0.95,
+        'repetition_penalty': 1.1,
         'max_length': args.ctx
     })
     print(f'wrote {args.out} and {os.path.join(HERE, "heldout.txt")}; total {time.time() - t0:.0f} s', flush=True)
