@@ -1,5 +1,5 @@
 /** ModelConfig and TokenizerSpecials from GGUF metadata, following llama.cpp's key names and defaults. */
-import type { Architecture, ModelConfig, RopeScaling, TensorInfo, TokenizerSpecials } from '../types.js'
+import type { Architecture, GenerationDefaults, GgufEntry, ModelConfig, RopeScaling, TensorInfo, TokenizerSpecials } from '../types.js'
 import { bpePreTokenizer } from '../tokenizer/pretokenize.js'
 import { CorruptModelFileError, UnsupportedModelError } from './errors.js'
 
@@ -151,4 +151,33 @@ export function specialsFromGguf (metadata: Record<string, unknown>): TokenizerS
     addEos: bool('tokenizer.ggml.add_eos_token') ?? false,
     ...(typeof chatTemplate === 'string' ? { chatTemplate } : {})
   }
+}
+
+/** llama.cpp's sampling-default keys (gguf-py `Keys.General.SAMPLING_*`), by our GenerationDefaults field */
+const SAMPLING_KEYS = {
+  temperature: 'general.sampling.temp',
+  topK: 'general.sampling.top_k',
+  topP: 'general.sampling.top_p',
+  repetitionPenalty: 'general.sampling.penalty_repeat'
+} as const
+
+/** The model author's sampling defaults from `general.sampling.*` (keys that are absent or not finite numbers stay undefined). */
+export function generationDefaultsFromGguf (metadata: Record<string, unknown>): GenerationDefaults {
+  const out: GenerationDefaults = {}
+  for (const [field, key] of Object.entries(SAMPLING_KEYS) as Array<[keyof typeof SAMPLING_KEYS, string]>) {
+    const raw = metadata[key]
+    const value = typeof raw === 'bigint' ? Number(raw) : raw
+    if (typeof value === 'number' && Number.isFinite(value)) out[field] = value
+  }
+  return out
+}
+
+/** GGUF entries for sampling defaults, as llama.cpp's converter writes them (temp/top_p/penalty f32, top_k i32). */
+export function ggufGenerationMetadata (generation: GenerationDefaults): GgufEntry[] {
+  const entries: GgufEntry[] = []
+  if (generation.temperature !== undefined) entries.push({ key: SAMPLING_KEYS.temperature, type: 'f32', value: generation.temperature })
+  if (generation.topK !== undefined) entries.push({ key: SAMPLING_KEYS.topK, type: 'i32', value: generation.topK })
+  if (generation.topP !== undefined) entries.push({ key: SAMPLING_KEYS.topP, type: 'f32', value: generation.topP })
+  if (generation.repetitionPenalty !== undefined) entries.push({ key: SAMPLING_KEYS.repetitionPenalty, type: 'f32', value: generation.repetitionPenalty })
+  return entries
 }

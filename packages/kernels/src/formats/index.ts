@@ -14,7 +14,7 @@ export { CorruptModelFileError, UnsupportedModelError, UnknownTensorError, Model
 export type { ReadStats, TensorToWrite } from './io.js'
 export { readGgufHeader, readGgufHeaderFrom, GGUF_MAGIC, GGUF_DEFAULT_ALIGNMENT, GGUF_VALUE_TYPE } from './gguf.js'
 export type { GgufHeader, GgufTensorInfo } from './gguf.js'
-export { modelConfigFromGguf, specialsFromGguf, GGUF_ARCHITECTURES } from './gguf-config.js'
+export { modelConfigFromGguf, specialsFromGguf, generationDefaultsFromGguf, ggufGenerationMetadata, GGUF_ARCHITECTURES } from './gguf-config.js'
 export { writeGguf, encodeGgufHeader } from './gguf-writer.js'
 export type { WriteGgufOptions } from './gguf-writer.js'
 export {

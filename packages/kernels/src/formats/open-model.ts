@@ -6,7 +6,7 @@ import type { ModelSource, Tensor, TensorInfo } from '../types.js'
 import { ModelNotFoundError, UnknownTensorError } from './errors.js'
 import { GGUF_MAGIC, readGgufHeaderFrom } from './gguf.js'
 import type { GgufHeader, GgufTensorInfo } from './gguf.js'
-import { modelConfigFromGguf, specialsFromGguf } from './gguf-config.js'
+import { generationDefaultsFromGguf, modelConfigFromGguf, specialsFromGguf } from './gguf-config.js'
 import { openHfModel } from './hf.js'
 import type { HfModelSource } from './hf.js'
 import { readExact } from './io.js'
@@ -48,7 +48,7 @@ export async function openGgufModel (path: string, options: { signal?: AbortSign
     path,
     config,
     specials: specialsFromGguf(header.metadata),
-    generation: {},
+    generation: generationDefaultsFromGguf(header.metadata),
     tensors,
     metadata: header.metadata,
     header,
