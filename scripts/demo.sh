@@ -1,12 +1,7 @@
 #!/usr/bin/env bash
-# The README's main command: install, build, and generate text with the embedded default model.
+# The README's main command: install and build everything, then run a four-process swarm on loopback (a DHT peer and
+# three nodes splitting the embedded default model's blocks) and generate text through it (scripts/demo.mjs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-model=.cache/demo/tiny-q8_0.gguf
-if [ ! -f "$model" ]; then
-  mkdir -p .cache/demo
-  node packages/client/dist/cli.js make-model --preset tiny --dtype q8_0 --out "$model" >&2
-fi
-node packages/client/dist/cli.js generate --local --model "$model" --prompt "${PROMPT:-The swarm}" --max-tokens 48 --seed 1 "$@"
-echo
+exec node scripts/demo.mjs "$@"

@@ -297,12 +297,15 @@ describe('bad input: one line on stderr, no stack, non-zero exit', () => {
   })
 
   it('swarm-node: bad ranges, missing model, unknown command', async () => {
+    // without --model, serve loads the default model (4 blocks) and refuses a range beyond it before joining anything
+    expectOneLineError(await swarmNode('serve', '--blocks', '0:99'), 'swarm-node', 1)
     expectOneLineError(await swarmNode('inspect', '--model', gguf, '--blocks', '2:1'), 'swarm-node', 1)
     expectOneLineError(await swarmNode('inspect', '--model', gguf, '--blocks', '0:99'), 'swarm-node', 1)
     expectOneLineError(await swarmNode('inspect', '--model', gguf, '--blocks', 'all'), 'swarm-node', 2)
     expectOneLineError(await swarmNode('inspect', '--model', join(dir, 'nope.gguf')), 'swarm-node', 1)
     expectOneLineError(await swarmNode('inspect', '--model', gguf, '--bogus'), 'swarm-node', 2)
-    expectOneLineError(await swarmNode('serve'), 'swarm-node', 2)
+    expectOneLineError(await swarmNode('serve', '--blocks', 'x'), 'swarm-node', 2)
+    expectOneLineError(await swarmNode('serve', '--model', join(dir, 'nope.gguf')), 'swarm-node', 1)
     expectOneLineError(await swarmNode('frobnicate'), 'swarm-node', 2)
   })
 })

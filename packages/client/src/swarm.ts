@@ -10,7 +10,7 @@
  */
 import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
-import { loadTokenizer, ModelHead, openModel, weightsManifest } from '@swarm/kernels'
+import { defaultModelPath, loadTokenizer, ModelHead, openModel, weightsManifest } from '@swarm/kernels'
 import {
   computeModelId, createSwarmHost, dialBootstrap, encodeInfoRequest, INFO_PROTOCOL, parseInfoResponse, type InfoMessage,
   type SwarmHost
@@ -53,8 +53,11 @@ export class Swarm {
     return new Swarm(host, options.log ?? (() => {}))
   }
 
-  /** Opens a model file (GGUF or HF directory) for generation through the swarm; only its head is loaded. */
-  async model (path: string, options: ModelOptions = {}): Promise<RemoteModel> {
+  /**
+   * Opens a model file (GGUF or HF directory; default: the embedded default model) for generation through the swarm;
+   * only its embeddings, final norm and LM head are loaded.
+   */
+  async model (path: string = defaultModelPath(), options: ModelOptions = {}): Promise<RemoteModel> {
     if (this.closed) throw new ClosedError('the swarm connection is closed')
     const source = await openModel(path, { signal: options.signal })
     try {

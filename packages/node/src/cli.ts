@@ -4,7 +4,7 @@
  * (2 for a mistake in the command line); the stack trace only with SWARM_DEBUG=1.
  */
 import { parseArgs } from 'node:util'
-import { openModel } from '@swarm/kernels'
+import { defaultModelPath, openModel } from '@swarm/kernels'
 import { blockTensors, parseBlockRange, InvalidBlockRangeError } from './inspect.js'
 import { dht, dhtHelp, serve, serveHelp } from './serve-command.js'
 
@@ -28,13 +28,13 @@ Run 'swarm-node <command> --help' for the options of a command.
 Environment: SWARM_DEBUG=1 prints stack traces of errors.
 `
 
-const inspectHelp = `Usage: swarm-node inspect --model PATH [--blocks A:B] [--json]
+const inspectHelp = `Usage: swarm-node inspect [--model PATH] [--blocks A:B] [--json]
 
 Reads the model's headers only (no tensor data) and prints its config and the tensors a node serving blocks
 [A, B) would load, with their total bytes.
 
 Options:
-  --model PATH      GGUF file or Hugging Face model directory
+  --model PATH      GGUF file or Hugging Face model directory (default: the embedded default model)
   --blocks A:B      block range [A, B) (default: every block)
   --json            print {model, format, config, blocks: {start, end}, tensors: [{name, dtype, shape, byteLength}], totalBytes}
   -h, --help        show this help
@@ -60,8 +60,7 @@ async function inspect (args: string[]): Promise<void> {
     process.stdout.write(inspectHelp)
     return
   }
-  const path = values.model
-  if (typeof path !== 'string' || path === '') throw new UsageError('--model is required')
+  const path = typeof values.model === 'string' && values.model !== '' ? values.model : defaultModelPath()
   let range = typeof values.blocks === 'string' ? parseBlockRangeFlag(values.blocks) : undefined
   const source = await openModel(path)
   try {
@@ -80,11 +79,6 @@ async function inspect (args: string[]): Promise<void> {
   } finally {
     await source.close()
   }
-}
-
-// replaced by the embedded default model once it lands (issue 6)
-function defaultModelPath (): string {
-  throw new UsageError('--model is required')
 }
 
 function positiveInt (values: Record<string, unknown>, name: string, min = 1): number | undefined {

@@ -1,5 +1,6 @@
 /** Flag parsing for the CLI: node:util parseArgs in strict mode, with every failure turned into a UsageError. */
 import { parseArgs, type ParseArgsConfig } from 'node:util'
+import { defaultModelPath } from '@swarm/kernels'
 
 /** A mistake in the command line itself (exit code 2). */
 export class UsageError extends Error {
@@ -57,6 +58,14 @@ function attachNegativeNumbers (args: string[], options: Options): string[] {
 export function requireString (values: FlagValues, name: string): string {
   const value = values[name]
   if (typeof value !== 'string' || value.length === 0) throw new UsageError(`--${name} is required`)
+  return value
+}
+
+/** --model, else the embedded default model (its GGUF file) */
+export function modelPathOf (values: FlagValues): string {
+  const value = values.model
+  if (value === undefined) return defaultModelPath()
+  if (typeof value !== 'string' || value.length === 0) throw new UsageError('--model needs a path')
   return value
 }
 

@@ -1,7 +1,7 @@
 /** `swarm bench`: load time, prefill and greedy decode throughput, peak memory of one model in this process. */
 import { argmax, BACKEND_CHOICES, createRandom, type BackendChoice } from '@swarm/kernels'
 import { ContextOverflowError } from '../errors.js'
-import { integerFlag, parseFlags, requireString, UsageError } from './args.js'
+import { integerFlag, parseFlags, UsageError, modelPathOf } from './args.js'
 import { loadWeights, modelBytes, openSource } from './model.js'
 import type { CommandContext } from './context.js'
 import { swarmFlags, swarmFlagsHelp, targetOf, withSwarmModel } from './swarm-target.js'
@@ -11,14 +11,14 @@ export const DEFAULT_BENCH_GEN_TOKENS = 64
 /** seed of the pseudo-random prompt ids, fixed so every run (and every engine) sees the same prompt */
 const PROMPT_SEED = 1234
 
-export const benchHelp = `Usage: swarm bench --model PATH [--bootstrap MULTIADDR] [options]
+export const benchHelp = `Usage: swarm bench [--model PATH] [--bootstrap MULTIADDR] [options]
 
 Loads the model, runs a prefill of pseudo-random prompt ids (the same ids on every run), then greedy-decodes,
 and prints load time, prefill and decode tokens/s and peak RSS. With --bootstrap the blocks run on the swarm
 (this process holds the head only) and the figures are end to end through the route; peak RSS is this client's.
 
 Options:
-  --model PATH          GGUF file or Hugging Face model directory
+  --model PATH          GGUF file or Hugging Face model directory (default: the embedded default model)
 ${swarmFlagsHelp.replace(/ {4}(?=\S)/g, '')}  --threads N           compute threads, the main thread included (wasm backend; default every core)
   --backend B           cpu | wasm | auto (default auto: wasm when it loads, else the CPU reference)
   --prompt-tokens P     prompt length (default ${DEFAULT_BENCH_PROMPT_TOKENS})
@@ -69,7 +69,7 @@ export async function benchCommand (args: string[], ctx: CommandContext): Promis
     ctx.stdout(benchHelp)
     return
   }
-  const modelPath = requireString(values, 'model')
+  const modelPath = modelPathOf(values)
   const threads = integerFlag(values, 'threads', 1)
   const promptTokens = integerFlag(values, 'prompt-tokens', 1) ?? DEFAULT_BENCH_PROMPT_TOKENS
   const genTokens = integerFlag(values, 'gen-tokens', 1) ?? DEFAULT_BENCH_GEN_TOKENS

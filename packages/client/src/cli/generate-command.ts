@@ -1,7 +1,7 @@
 /** `swarm generate`: text generation, in this process (--local) or through the swarm (--bootstrap). */
 import { ContextOverflowError } from '../errors.js'
 import { DEFAULT_MAX_TOKENS, encodePrompt, runGeneration } from '../generate.js'
-import { integerFlag, numberFlag, parseFlags, requireString, UsageError } from './args.js'
+import { integerFlag, numberFlag, parseFlags, UsageError, modelPathOf } from './args.js'
 import { loadLocalModel } from './model.js'
 import type { CommandContext } from './context.js'
 import { swarmFlags, swarmFlagsHelp, targetOf, withSwarmModel } from './swarm-target.js'
@@ -14,14 +14,14 @@ export const DEFAULT_TOP_K = 40
 export const DEFAULT_TOP_P = 0.95
 export const DEFAULT_REPETITION_PENALTY = 1
 
-export const generateHelp = `Usage: swarm generate (--local | --bootstrap MULTIADDR) --model PATH --prompt TEXT [options]
+export const generateHelp = `Usage: swarm generate (--local | --bootstrap MULTIADDR) [--model PATH] --prompt TEXT [options]
 
 Generates text after a prompt and streams it to stdout. With --bootstrap the client loads only the embeddings,
 final norm and LM head of the model file and runs every transformer block on the swarm's nodes.
 
 Options:
   --local                   run the whole model in this process
-${swarmFlagsHelp}  --model PATH              GGUF file or Hugging Face model directory
+${swarmFlagsHelp}  --model PATH              GGUF file or Hugging Face model directory (default: the embedded default model)
   --prompt TEXT             the prompt
   --max-tokens N            most tokens to generate (default ${DEFAULT_MAX_TOKENS})
   --temperature T           0 = greedy (default: the model's generation config, else ${DEFAULT_TEMPERATURE})
@@ -61,7 +61,7 @@ export async function generateCommand (args: string[], ctx: CommandContext): Pro
     return
   }
   const target = targetOf(values, { localFlag: true })
-  const modelPath = requireString(values, 'model')
+  const modelPath = modelPathOf(values)
   const prompt = values.prompt
   if (typeof prompt !== 'string') throw new UsageError('--prompt is required')
   const maxTokens = integerFlag(values, 'max-tokens', 1) ?? DEFAULT_MAX_TOKENS

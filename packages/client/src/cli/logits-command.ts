@@ -1,18 +1,18 @@
 /** `swarm logits`: the model's logits at every position of a token sequence, for exact-match checks. */
 import { ContextOverflowError } from '../errors.js'
-import { integerFlag, parseFlags, requireString, tokenListFlag } from './args.js'
+import { integerFlag, parseFlags, tokenListFlag, modelPathOf } from './args.js'
 import { loadWeights, openSource } from './model.js'
 import type { CommandContext } from './context.js'
 import { swarmFlags, swarmFlagsHelp, targetOf, withSwarmModel } from './swarm-target.js'
 
-export const logitsHelp = `Usage: swarm logits --model PATH --tokens 1,2,3 [--bootstrap MULTIADDR] [--json]
+export const logitsHelp = `Usage: swarm logits [--model PATH] --tokens 1,2,3 [--bootstrap MULTIADDR] [--json]
 
 Runs the model over the token ids from position 0 and prints {"logits": [[vocab floats of position 0], ...]}:
 the full vocabulary at every position. Each float32 is printed as the shortest decimal of its double value, so
 parsing it and rounding to float32 gives back the exact value. The output is JSON with or without --json.
 
 Options:
-  --model PATH      GGUF file or Hugging Face model directory
+  --model PATH      GGUF file or Hugging Face model directory (default: the embedded default model)
   --tokens IDS      comma-separated token ids
   --threads N       worker threads for backends that use them
 ${swarmFlagsHelp.replace(/ {8}/g, '')}  --json            JSON output (the default and only format)
@@ -39,7 +39,7 @@ export async function logitsCommand (args: string[], ctx: CommandContext): Promi
     ctx.stdout(logitsHelp)
     return
   }
-  const modelPath = requireString(values, 'model')
+  const modelPath = modelPathOf(values)
   const tokens = tokenListFlag(values, 'tokens')
   const threads = integerFlag(values, 'threads', 1)
   const target = targetOf(values, { localFlag: false })

@@ -1,15 +1,15 @@
 /** `swarm tokenize`: the token ids of a text under the model's tokenizer. */
-import { parseFlags, requireString, UsageError } from './args.js'
+import { parseFlags, UsageError, modelPathOf } from './args.js'
 import { openSource } from './model.js'
 import { loadTokenizer } from '@swarm/kernels'
 import type { CommandContext } from './context.js'
 
-export const tokenizeHelp = `Usage: swarm tokenize --model PATH --text TEXT [--no-special]
+export const tokenizeHelp = `Usage: swarm tokenize [--model PATH] --text TEXT [--no-special]
 
 Prints the JSON array of the token ids of TEXT. Reads the tokenizer only, not the weights.
 
 Options:
-  --model PATH      GGUF file or Hugging Face model directory
+  --model PATH      GGUF file or Hugging Face model directory (default: the embedded default model)
   --text TEXT       the text to encode
   --no-special      do not add the special tokens the model asks for (BOS/EOS)
   -h, --help        show this help
@@ -25,7 +25,7 @@ export async function tokenizeCommand (args: string[], ctx: CommandContext): Pro
     ctx.stdout(tokenizeHelp)
     return
   }
-  const modelPath = requireString(values, 'model')
+  const modelPath = modelPathOf(values)
   const text = values.text
   if (typeof text !== 'string') throw new UsageError('--text is required')
   const source = await openSource(modelPath, ctx.signal)
