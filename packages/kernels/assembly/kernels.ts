@@ -74,7 +74,69 @@ export function matmul_f32 (w: usize, x: usize, out: usize, rows: i32, cols: i32
     const x1 = x0 + rowBytes
     const x2 = x1 + rowBytes
     const x3 = x2 + rowBytes
-    for (let r = r0; r < r1; r++) {
+    let r = r0
+    // 2 rows x 4 tokens: 8 accumulators, 6 loads per 8 multiply-adds
+    for (; r + 2 <= r1; r += 2) {
+      const wr = w + <usize>r * rowBytes
+      const wq = wr + rowBytes
+      let a0 = f32x4.splat(0)
+      let a1 = f32x4.splat(0)
+      let a2 = f32x4.splat(0)
+      let a3 = f32x4.splat(0)
+      let b0 = f32x4.splat(0)
+      let b1 = f32x4.splat(0)
+      let b2 = f32x4.splat(0)
+      let b3 = f32x4.splat(0)
+      let i = 0
+      for (; i + 4 <= cols; i += 4) {
+        const o = <usize>i << 2
+        const wv = v128.load(wr + o)
+        const wv2 = v128.load(wq + o)
+        let xv = v128.load(x0 + o)
+        a0 = fmadd(wv, xv, a0)
+        b0 = fmadd(wv2, xv, b0)
+        xv = v128.load(x1 + o)
+        a1 = fmadd(wv, xv, a1)
+        b1 = fmadd(wv2, xv, b1)
+        xv = v128.load(x2 + o)
+        a2 = fmadd(wv, xv, a2)
+        b2 = fmadd(wv2, xv, b2)
+        xv = v128.load(x3 + o)
+        a3 = fmadd(wv, xv, a3)
+        b3 = fmadd(wv2, xv, b3)
+      }
+      let s0 = hsum(a0)
+      let s1 = hsum(a1)
+      let s2 = hsum(a2)
+      let s3 = hsum(a3)
+      let u0 = hsum(b0)
+      let u1 = hsum(b1)
+      let u2 = hsum(b2)
+      let u3 = hsum(b3)
+      for (; i < cols; i++) {
+        const o = <usize>i << 2
+        const wv = load<f32>(wr + o)
+        const wv2 = load<f32>(wq + o)
+        s0 += wv * load<f32>(x0 + o)
+        s1 += wv * load<f32>(x1 + o)
+        s2 += wv * load<f32>(x2 + o)
+        s3 += wv * load<f32>(x3 + o)
+        u0 += wv2 * load<f32>(x0 + o)
+        u1 += wv2 * load<f32>(x1 + o)
+        u2 += wv2 * load<f32>(x2 + o)
+        u3 += wv2 * load<f32>(x3 + o)
+      }
+      const po = out + ((<usize>t * rows + r) << 2)
+      store<f32>(po, s0)
+      store<f32>(po + (<usize>rows << 2), s1)
+      store<f32>(po + (<usize>rows << 3), s2)
+      store<f32>(po + (<usize>rows * 12), s3)
+      store<f32>(po, u0, 4)
+      store<f32>(po + (<usize>rows << 2), u1, 4)
+      store<f32>(po + (<usize>rows << 3), u2, 4)
+      store<f32>(po + (<usize>rows * 12), u3, 4)
+    }
+    for (; r < r1; r++) {
       const wr = w + <usize>r * rowBytes
       let a0 = f32x4.splat(0)
       let a1 = f32x4.splat(0)
