@@ -1,0 +1,202 @@
+/**
+ * The WebGPU block executor: every op of a block range as WGSL kernels, weights in their stored dtype in storage
+ * buffers, KV caches in device buffers, one submit and one readback per forward step.
+ */
+import type { BlockExecutor, DeviceBlock, DeviceKvCache } from '../model/executor.js'
+import type { BlockWeights } from '../model/llama.js'
+import { rowBytes } from '../quant/index.js'
+import type { ModelConfig, Tensor } from '../types.js'
+import { requestWebGpuDevice, type WebGpuDevice } from './device.js'
+import { GpuKernels, type GpuWeight } from './kernels.js'
+import { ATTENTION_MAX_HEAD_DIM, GPU_MATMUL_DTYPES } from './shaders.js'
+
+interface GpuBlock extends DeviceBlock {
+  attnNorm: GPUBuffer
+  wq: GpuWeight
+  wk: GpuWeight
+  wv: GpuWeight
+  bq?: GPUBuffer
+  bk?: GPUBuffer
+  bv?: GPUBuffer
+  wo: GpuWeight
+  ffnNorm: GPUBuffer
+  wGate: GpuWeight
+  wUp: GpuWeight
+  wDown: GpuWeight
+}
+
+class GpuKvCache implements DeviceKvCache {
+  constructor (readonly keys: GPUBuffer[], readonly values: GPUBuffer[], readonly maxLength: number, readonly byteLength: number) {}
+  destroy (): void {
+    for (const b of [...this.keys, ...this.values]) b.destroy()
+  }
+}
+
+/** activation buffers of one forward step, sized for `capacity` tokens */
+interface Scratch {
+  capacity: number
+  x: GPUBuffer // [T, dim] hidden states, updated in place
+  xb: GPUBuffer // [T, dim] normed
+  q: GPUBuffer // [T, nHeads * headDim]
+  att: GPUBuffer // [T, nHeads * headDim]
+  proj: GPUBuffer // [T, dim]
+  gate: GPUBuffer // [T, ffnDim]
+  up: GPUBuffer // [T, ffnDim]
+  cs: GPUBuffer // [T, headDim / 2, 2] RoPE cos, sin
+}
+
+export interface WebGpuExecutor extends BlockExecutor {
+  readonly kernels: GpuKernels
+  readonly adapterName: string
+  readonly isFallbackAdapter: boolean
+  /** uploads one weight matrix in its stored bytes */
+  uploadWeight: (w: Tensor) => GpuWeight
+}
+
+export class WebGpuBlockExecutor implements WebGpuExecutor {
+  readonly name: string
+  readonly adapterName: string
+  readonly isFallbackAdapter: boolean
+  readonly kernels: GpuKernels
+  private scratch: Scratch | undefined
+  private scratchConfig: ModelConfig | undefined
+
+  constructor (gpu: WebGpuDevice, kernels: GpuKernels) {
+    this.adapterName = gpu.adapterName
+    this.isFallbackAdapter = gpu.isFallbackAdapter
+    this.name = `webgpu (${gpu.adapterName})`
+    this.kernels = kernels
+  }
+
+  private get device (): GPUDevice { return this.kernels.device }
+
+  uploadWeight (w: Tensor): GpuWeight {
+    if (!GPU_MATMUL_DTYPES.includes(w.dtype)) throw new Error(`the WebGPU matmul does not read ${w.dtype} weights`)
+    const [rows, cols] = w.shape
+    const max = this.device.limits.maxStorageBufferBindingSize
+    if (w.data.byteLength > max) {
+      throw new Error(`weight ${w.name} (${w.data.byteLength} bytes) exceeds the device's largest storage binding (${max} bytes)`)
+    }
+    return { buffer: this.kernels.upload(w.data, w.name), dtype: w.dtype, rows, cols, rowBytes: rowBytes(w.dtype, cols) }
+  }
+
+  uploadBlock (config: ModelConfig, w: BlockWeights): DeviceBlock {
+    if (config.headDim > ATTENTION_MAX_HEAD_DIM) throw new Error(`head dim ${config.headDim} exceeds the WebGPU attention kernel's ${ATTENTION_MAX_HEAD_DIM}`)
+    const up = (a: Float32Array | undefined): GPUBuffer | undefined => a === undefined ? undefined : this.kernels.upload(a)
+    const block: Omit<GpuBlock, 'byteLength'> = {
+      attnNorm: this.kernels.upload(w.attnNorm),
+      wq: this.uploadWeight(w.wq),
+      wk: this.uploadWeight(w.wk),
+      wv: this.uploadWeight(w.wv),
+      bq: up(w.bq),
+      bk: up(w.bk),
+      bv: up(w.bv),
+      wo: this.uploadWeight(w.wo),
+      ffnNorm: this.kernels.upload(w.ffnNorm),
+      wGate: this.uploadWeight(w.wGate),
+      wUp: this.uploadWeight(w.wUp),
+      wDown: this.uploadWeight(w.wDown)
+    }
+    const byteLength = Object.values(block).reduce((n: number, b) => n + (b === undefined ? 0 : ('buffer' in b ? b.buffer.size : b.size)), 0)
+    return { ...block, byteLength } satisfies GpuBlock
+  }
+
+  createCache (config: ModelConfig, nBlocks: number, maxLength: number): DeviceKvCache {
+    const kvDim = config.nKvHeads * config.headDim
+    const keys: GPUBuffer[] = []
+    const values: GPUBuffer[] = []
+    for (let i = 0; i < nBlocks; i++) {
+      keys.push(this.kernels.storage(maxLength * kvDim, `keys ${i}`))
+      values.push(this.kernels.storage(maxLength * kvDim, `values ${i}`))
+    }
+    return new GpuKvCache(keys, values, maxLength, 2 * nBlocks * maxLength * kvDim * 4)
+  }
+
+  private scratchFor (c: ModelConfig, T: number): Scratch {
+    if (this.scratch !== undefined && this.scratch.capacity >= T && this.scratchConfig === c) return this.scratch
+    let capacity = 1
+    while (capacity < T) capacity *= 2
+    const qDim = c.nHeads * c.headDim
+    const k = this.kernels
+    // buffers of a smaller scratch may still be in use by a submitted step: they are dropped, not destroyed
+    this.scratch = {
+      capacity,
+      x: k.storage(capacity * c.dim, 'x'),
+      xb: k.storage(capacity * c.dim, 'xb'),
+      q: k.storage(capacity * qDim, 'q'),
+      att: k.storage(capacity * qDim, 'att'),
+      proj: k.storage(capacity * c.dim, 'proj'),
+      gate: k.storage(capacity * c.ffnDim, 'gate'),
+      up: k.storage(capacity * c.ffnDim, 'up'),
+      cs: k.storage(capacity * c.headDim, 'rope cos/sin')
+    }
+    this.scratchConfig = c
+    return this.scratch
+  }
+
+  async forward (c: ModelConfig, blocks: DeviceBlock[], deviceCache: DeviceKvCache, hidden: Float32Array, T: number,
+    startPos: number, invFreqs: Float64Array, options: { signal?: AbortSignal } = {}): Promise<Float32Array> {
+    options.signal?.throwIfAborted()
+    const cache = deviceCache as GpuKvCache
+    if (cache.keys.length !== blocks.length) throw new Error(`the cache holds ${cache.keys.length} blocks, ${blocks.length} given`)
+    if (hidden.length !== T * c.dim) throw new Error(`hidden states hold ${hidden.length} values, expected ${T} x ${c.dim}`)
+    if (startPos + T > cache.maxLength) throw new Error(`sequence of ${startPos + T} tokens exceeds the cache's ${cache.maxLength}`)
+    const s = this.scratchFor(c, T)
+    const queue = this.device.queue
+    queue.writeBuffer(s.x, 0, hidden)
+    queue.writeBuffer(s.cs, 0, ropeTable(invFreqs, startPos, T))
+    const kvDim = c.nKvHeads * c.headDim
+    const kvOffset = startPos * kvDim
+    const enc = this.kernels.encoder()
+    const x = { buffer: s.x }
+    const xb = { buffer: s.xb }
+    for (let i = 0; i < blocks.length; i++) {
+      const w = blocks[i] as GpuBlock
+      const keys = { buffer: cache.keys[i] }
+      const values = { buffer: cache.values[i] }
+      enc.rmsNorm(xb, x, w.attnNorm, T, c.dim, c.rmsNormEps)
+      enc.matmul({ buffer: s.q }, w.wq, xb, T, w.bq)
+      enc.matmul(keys, w.wk, xb, T, w.bk, kvOffset)
+      enc.matmul(values, w.wv, xb, T, w.bv, kvOffset)
+      enc.rope({ buffer: s.q }, { buffer: s.cs }, T, c.nHeads, c.headDim, c.ropeStyle)
+      enc.rope(keys, { buffer: s.cs }, T, c.nKvHeads, c.headDim, c.ropeStyle, kvOffset)
+      enc.attention({ buffer: s.att }, { buffer: s.q }, keys, values, T, startPos, c.nHeads, c.nKvHeads, c.headDim)
+      enc.matmul({ buffer: s.proj }, w.wo, { buffer: s.att }, T)
+      enc.add(x, { buffer: s.proj }, T * c.dim)
+      enc.rmsNorm(xb, x, w.ffnNorm, T, c.dim, c.rmsNormEps)
+      enc.matmul({ buffer: s.gate }, w.wGate, xb, T)
+      enc.matmul({ buffer: s.up }, w.wUp, xb, T)
+      enc.swiglu({ buffer: s.gate }, { buffer: s.up }, T * c.ffnDim)
+      enc.matmul({ buffer: s.proj }, w.wDown, { buffer: s.gate }, T)
+      enc.add(x, { buffer: s.proj }, T * c.dim)
+    }
+    return (await enc.submit({ buffer: s.x, floats: T * c.dim }))!
+  }
+
+  close (): void {
+    this.device.destroy()
+  }
+}
+
+/** [T, headDim/2] (cos, sin) of (startPos + t) * invFreqs[j], in f64 like the reference, stored as f32 */
+export function ropeTable (invFreqs: Float64Array, startPos: number, T: number): Float32Array {
+  const half = invFreqs.length
+  const out = new Float32Array(T * half * 2)
+  for (let t = 0; t < T; t++) {
+    for (let j = 0; j < half; j++) {
+      const angle = (startPos + t) * invFreqs[j]
+      out[(t * half + j) * 2] = Math.cos(angle)
+      out[(t * half + j) * 2 + 1] = Math.sin(angle)
+    }
+  }
+  return out
+}
+
+/**
+ * A WebGPU block executor on the best adapter (Node: the npm `webgpu` package; lavapipe without a GPU).
+ * Throws WebGpuUnavailableError when there is none.
+ */
+export async function createWebGpuExecutor (): Promise<WebGpuBlockExecutor> {
+  const gpu = await requestWebGpuDevice()
+  return new WebGpuBlockExecutor(gpu, await GpuKernels.create(gpu.device))
+}

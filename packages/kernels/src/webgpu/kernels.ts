@@ -1,0 +1,220 @@
+/**
+ * The compiled WGSL pipelines and a step encoder: a forward step records every dispatch of every block, then writes
+ * all their parameters in one uniform buffer and submits one command buffer, so a step costs one submit and one
+ * readback whatever the number of blocks.
+ */
+import type { DType, RopeStyle } from '../types.js'
+import {
+  ADD_SHADER, ATTENTION_MAX_HEAD_DIM, ATTENTION_SHADER, ATTENTION_WORKGROUP, ELEMENTWISE_WORKGROUP, GPU_MATMUL_DTYPES,
+  MATMUL_TOKENS, matmulShader, RMS_NORM_SHADER, ROPE_SHADER, SWIGLU_SHADER
+} from './shaders.js'
+
+/** a weight matrix on the device, in its stored bytes */
+export interface GpuWeight {
+  buffer: GPUBuffer
+  dtype: DType
+  rows: number
+  cols: number
+  rowBytes: number
+}
+
+/** a region of a device buffer holding f32 values */
+export interface GpuRegion { buffer: GPUBuffer, offset?: number, size?: number }
+
+const PARAM_SLOT_BYTES = 256 // minUniformBufferOffsetAlignment
+const MAX_WORKGROUPS_PER_DIM = 65535
+
+export const STORAGE_USAGE = 0x0080 | 0x0008 | 0x0004 // STORAGE | COPY_DST | COPY_SRC (GPUBufferUsage values)
+const UNIFORM_USAGE = 0x0040 | 0x0008 // UNIFORM | COPY_DST
+const READBACK_USAGE = 0x0001 | 0x0008 // MAP_READ | COPY_DST
+const MAP_READ = 0x0001 // GPUMapMode.READ
+
+/** the pipelines of every kernel, compiled once per device */
+export class GpuKernels {
+  readonly device: GPUDevice
+  readonly matmul: ReadonlyMap<DType, GPUComputePipeline>
+  readonly rmsNorm: GPUComputePipeline
+  readonly rope: GPUComputePipeline
+  readonly attention: GPUComputePipeline
+  readonly swiglu: GPUComputePipeline
+  readonly add: GPUComputePipeline
+  /** bound where a kernel takes an optional buffer that is absent (no bias) */
+  readonly empty: GPUBuffer
+
+  private constructor (device: GPUDevice, pipelines: Map<string, GPUComputePipeline>) {
+    this.device = device
+    this.matmul = new Map(GPU_MATMUL_DTYPES.map(d => [d, pipelines.get(`matmul-${d}`)!]))
+    this.rmsNorm = pipelines.get('rmsNorm')!
+    this.rope = pipelines.get('rope')!
+    this.attention = pipelines.get('attention')!
+    this.swiglu = pipelines.get('swiglu')!
+    this.add = pipelines.get('add')!
+    this.empty = device.createBuffer({ size: 16, usage: STORAGE_USAGE })
+  }
+
+  static async create (device: GPUDevice): Promise<GpuKernels> {
+    const sources: Array<[string, string]> = [
+      ...GPU_MATMUL_DTYPES.map((d): [string, string] => [`matmul-${d}`, matmulShader(d)]),
+      ['rmsNorm', RMS_NORM_SHADER], ['rope', ROPE_SHADER], ['attention', ATTENTION_SHADER],
+      ['swiglu', SWIGLU_SHADER], ['add', ADD_SHADER]
+    ]
+    const pipelines = new Map<string, GPUComputePipeline>()
+    await Promise.all(sources.map(async ([name, code]) => {
+      const module = device.createShaderModule({ code, label: name })
+      try {
+        pipelines.set(name, await device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: name }))
+      } catch (error) {
+        const info = await module.getCompilationInfo()
+        const messages = info.messages.map(m => `${m.lineNum}:${m.linePos} ${m.message}`).join('; ')
+        throw new Error(`WGSL kernel ${name} failed to compile: ${(error as Error).message} ${messages}`, { cause: error })
+      }
+    }))
+    return new GpuKernels(device, pipelines)
+  }
+
+  /** a storage buffer holding `data` (padded to 4 bytes) */
+  upload (data: ArrayBufferView, label?: string): GPUBuffer {
+    const size = Math.max(16, Math.ceil(data.byteLength / 4) * 4)
+    const buffer = this.device.createBuffer({ size, usage: STORAGE_USAGE, mappedAtCreation: true, label })
+    new Uint8Array(buffer.getMappedRange()).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
+    buffer.unmap()
+    return buffer
+  }
+
+  /** an uninitialized f32 storage buffer of n values */
+  storage (n: number, label?: string): GPUBuffer {
+    return this.device.createBuffer({ size: Math.max(16, n * 4), usage: STORAGE_USAGE, label })
+  }
+
+  encoder (): StepEncoder {
+    return new StepEncoder(this)
+  }
+}
+
+interface Dispatch {
+  pipeline: GPUComputePipeline
+  bindings: GpuRegion[]
+  params: ArrayBuffer
+  workgroups: [number, number]
+}
+
+/** little-endian param record: 'u' for u32, 'f' for f32, one letter per field */
+function params (types: string, values: number[]): ArrayBuffer {
+  const buffer = new ArrayBuffer(Math.max(16, Math.ceil(types.length / 4) * 16))
+  const view = new DataView(buffer)
+  for (let i = 0; i < types.length; i++) {
+    if (types[i] === 'u') view.setUint32(i * 4, values[i], true)
+    else view.setFloat32(i * 4, values[i], true)
+  }
+  return buffer
+}
+
+/** workgroups covering n threads of `size`, folded into two dimensions past the per-dimension limit */
+function grid (n: number, size: number): [number, number] {
+  const groups = Math.max(1, Math.ceil(n / size))
+  const x = Math.min(groups, MAX_WORKGROUPS_PER_DIM)
+  return [x, Math.ceil(groups / x)]
+}
+
+/** Records dispatches of one step; `submit` runs them all and optionally reads a region back. */
+export class StepEncoder {
+  private readonly dispatches: Dispatch[] = []
+  constructor (private readonly kernels: GpuKernels) {}
+
+  /** y[outOffset + t * rows + r] = W[r, :] . x[t, :] (+ bias[r]) */
+  matmul (y: GpuRegion, w: GpuWeight, x: GpuRegion, T: number, bias?: GPUBuffer, outOffset = 0): void {
+    if (w.rows > MAX_WORKGROUPS_PER_DIM) throw new Error(`matmul of ${w.rows} rows exceeds ${MAX_WORKGROUPS_PER_DIM} workgroups`)
+    this.dispatches.push({
+      pipeline: this.kernels.matmul.get(w.dtype)!,
+      bindings: [{ buffer: w.buffer }, x, y, { buffer: bias ?? this.kernels.empty }],
+      params: params('uuuuuu', [w.rows, w.cols, T, w.rowBytes, bias === undefined ? 0 : 1, outOffset]),
+      workgroups: [w.rows, Math.ceil(T / MATMUL_TOKENS)]
+    })
+  }
+
+  rmsNorm (y: GpuRegion, x: GpuRegion, weight: GPUBuffer, T: number, dim: number, eps: number): void {
+    this.dispatches.push({
+      pipeline: this.kernels.rmsNorm,
+      bindings: [x, { buffer: weight }, y],
+      params: params('uf', [dim, eps]),
+      workgroups: [T, 1]
+    })
+  }
+
+  /** rotates T rows of nHeads heads starting at f32 index `offset`, rows `rowStride` apart; cs: [T, headDim/2] (cos, sin) */
+  rope (x: GpuRegion, cs: GpuRegion, T: number, nHeads: number, headDim: number, style: RopeStyle, offset = 0, rowStride = nHeads * headDim): void {
+    this.dispatches.push({
+      pipeline: this.kernels.rope,
+      bindings: [x, cs],
+      params: params('uuuuuu', [T, nHeads, headDim, style === 'adjacent' ? 1 : 0, offset, rowStride]),
+      workgroups: grid(T * nHeads * headDim / 2, ELEMENTWISE_WORKGROUP)
+    })
+  }
+
+  attention (y: GpuRegion, q: GpuRegion, keys: GpuRegion, values: GpuRegion, T: number, startPos: number, nHeads: number, nKvHeads: number, headDim: number): void {
+    if (headDim > ATTENTION_MAX_HEAD_DIM) throw new Error(`attention kernel holds head dims up to ${ATTENTION_MAX_HEAD_DIM}, got ${headDim}`)
+    if (nHeads % nKvHeads !== 0) throw new Error(`${nHeads} heads do not split into ${nKvHeads} kv heads`)
+    void ATTENTION_WORKGROUP
+    this.dispatches.push({
+      pipeline: this.kernels.attention,
+      bindings: [q, keys, values, y],
+      params: params('uuuuuf', [T, startPos, nHeads, nKvHeads, headDim, 1 / Math.sqrt(headDim)]),
+      workgroups: [nHeads, T]
+    })
+  }
+
+  /** gate = silu(gate) * up over n values */
+  swiglu (gate: GpuRegion, up: GpuRegion, n: number): void {
+    this.dispatches.push({ pipeline: this.kernels.swiglu, bindings: [gate, up], params: params('u', [n]), workgroups: grid(n, ELEMENTWISE_WORKGROUP) })
+  }
+
+  /** a += b over n values */
+  add (a: GpuRegion, b: GpuRegion, n: number): void {
+    this.dispatches.push({ pipeline: this.kernels.add, bindings: [a, b], params: params('u', [n]), workgroups: grid(n, ELEMENTWISE_WORKGROUP) })
+  }
+
+  /** submits every recorded dispatch in one compute pass; with `readback`, resolves to that region's f32 values */
+  async submit (readback?: { buffer: GPUBuffer, offset?: number, floats: number }): Promise<Float32Array | undefined> {
+    const { device } = this.kernels
+    const n = this.dispatches.length
+    const uniforms = device.createBuffer({ size: Math.max(1, n) * PARAM_SLOT_BYTES, usage: UNIFORM_USAGE })
+    const packed = new Uint8Array(Math.max(1, n) * PARAM_SLOT_BYTES)
+    this.dispatches.forEach((d, i) => packed.set(new Uint8Array(d.params), i * PARAM_SLOT_BYTES))
+    device.queue.writeBuffer(uniforms, 0, packed)
+    const encoder = device.createCommandEncoder()
+    if (n > 0) {
+      const pass = encoder.beginComputePass()
+      this.dispatches.forEach((d, i) => {
+        const entries: GPUBindGroupEntry[] = d.bindings.map((region, binding) => ({
+          binding,
+          resource: region.offset === undefined && region.size === undefined
+            ? { buffer: region.buffer }
+            : { buffer: region.buffer, offset: region.offset ?? 0, size: region.size }
+        }))
+        entries.push({ binding: d.bindings.length, resource: { buffer: uniforms, offset: i * PARAM_SLOT_BYTES, size: d.params.byteLength } })
+        pass.setPipeline(d.pipeline)
+        pass.setBindGroup(0, device.createBindGroup({ layout: d.pipeline.getBindGroupLayout(0), entries }))
+        pass.dispatchWorkgroups(d.workgroups[0], d.workgroups[1])
+      })
+      pass.end()
+    }
+    let staging: GPUBuffer | undefined
+    if (readback !== undefined) {
+      staging = device.createBuffer({ size: Math.max(16, readback.floats * 4), usage: READBACK_USAGE })
+      encoder.copyBufferToBuffer(readback.buffer, readback.offset ?? 0, staging, 0, readback.floats * 4)
+    }
+    device.queue.submit([encoder.finish()])
+    this.dispatches.length = 0
+    try {
+      if (staging === undefined) {
+        await device.queue.onSubmittedWorkDone()
+        return undefined
+      }
+      await staging.mapAsync(MAP_READ, 0, readback!.floats * 4)
+      return new Float32Array(staging.getMappedRange(0, readback!.floats * 4).slice(0))
+    } finally {
+      staging?.destroy()
+      uniforms.destroy()
+    }
+  }
+}
