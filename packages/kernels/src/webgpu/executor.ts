@@ -7,8 +7,8 @@ import type { BlockWeights } from '../model/llama.js'
 import { rowBytes } from '../quant/index.js'
 import type { ModelConfig, Tensor } from '../types.js'
 import { requestWebGpuDevice, type WebGpuDevice } from './device.js'
-import { GpuKernels, type GpuWeight } from './kernels.js'
-import { ATTENTION_MAX_HEAD_DIM, GPU_MATMUL_DTYPES } from './shaders.js'
+import { GpuKernels, type GpuRegion, type GpuWeight, type QuantizedActivation, type StepEncoder } from './kernels.js'
+import { ACTIVATION_KIND, ATTENTION_MAX_HEAD_DIM, GPU_MATMUL_DTYPES } from './shaders.js'
 
 interface GpuBlock extends DeviceBlock {
   attnNorm: GPUBuffer
@@ -43,6 +43,25 @@ interface Scratch {
   gate: GPUBuffer // [T, ffnDim]
   up: GPUBuffer // [T, ffnDim]
   cs: GPUBuffer // [T, headDim / 2, 2] RoPE cos, sin
+  xq8: GPUBuffer // [T, widest row] q8_0 activation quants (i32)
+  xd8: GPUBuffer // [T, widest row / 32] their scales
+  xqK: GPUBuffer // [T, widest row] q8_K activation quants (i32)
+  xdK: GPUBuffer // [T, widest row / 256] their scales
+}
+
+/**
+ * Quantizes the activation x [T, cols] once for each kind the given weights need (ggml's vec_dot_type) and returns
+ * the activation each weight reads.
+ */
+export function activationFor (enc: StepEncoder, x: GpuRegion, T: number, cols: number, weights: GpuWeight[],
+  buffers: { xq8: GPUBuffer, xd8: GPUBuffer, xqK: GPUBuffer, xdK: GPUBuffer }): (w: GpuWeight) => GpuRegion | QuantizedActivation {
+  const kinds = new Set(weights.map(w => ACTIVATION_KIND[w.dtype]))
+  const q8 = kinds.has('q8_0') ? enc.quantize('q8_0', x, { buffer: buffers.xq8 }, { buffer: buffers.xd8 }, T, cols) : undefined
+  const qK = kinds.has('q8_K') ? enc.quantize('q8_K', x, { buffer: buffers.xqK }, { buffer: buffers.xdK }, T, cols) : undefined
+  return (w) => {
+    const kind = ACTIVATION_KIND[w.dtype]
+    return kind === 'q8_0' ? q8! : kind === 'q8_K' ? qK! : x
+  }
 }
 
 export interface WebGpuExecutor extends BlockExecutor {
@@ -117,6 +136,7 @@ export class WebGpuBlockExecutor implements WebGpuExecutor {
     let capacity = 1
     while (capacity < T) capacity *= 2
     const qDim = c.nHeads * c.headDim
+    const widest = capacity * Math.max(c.dim, qDim, c.ffnDim)
     const k = this.kernels
     // buffers of a smaller scratch may still be in use by a submitted step: they are dropped, not destroyed
     this.scratch = {
@@ -128,7 +148,11 @@ export class WebGpuBlockExecutor implements WebGpuExecutor {
       proj: k.storage(capacity * c.dim, 'proj'),
       gate: k.storage(capacity * c.ffnDim, 'gate'),
       up: k.storage(capacity * c.ffnDim, 'up'),
-      cs: k.storage(capacity * c.headDim, 'rope cos/sin')
+      cs: k.storage(capacity * c.headDim, 'rope cos/sin'),
+      xq8: k.storage(widest, 'q8_0 activation'),
+      xd8: k.storage(Math.ceil(widest / 32), 'q8_0 activation scales'),
+      xqK: k.storage(widest, 'q8_K activation'),
+      xdK: k.storage(Math.ceil(widest / 256), 'q8_K activation scales')
     }
     this.scratchConfig = c
     return this.scratch
@@ -155,19 +179,23 @@ export class WebGpuBlockExecutor implements WebGpuExecutor {
       const keys = { buffer: cache.keys[i] }
       const values = { buffer: cache.values[i] }
       enc.rmsNorm(xb, x, w.attnNorm, T, c.dim, c.rmsNormEps)
-      enc.matmul({ buffer: s.q }, w.wq, xb, T, w.bq)
-      enc.matmul(keys, w.wk, xb, T, w.bk, kvOffset)
-      enc.matmul(values, w.wv, xb, T, w.bv, kvOffset)
+      let a = activationFor(enc, xb, T, c.dim, [w.wq, w.wk, w.wv], s)
+      enc.matmul({ buffer: s.q }, w.wq, a(w.wq), T, w.bq)
+      enc.matmul(keys, w.wk, a(w.wk), T, w.bk, kvOffset)
+      enc.matmul(values, w.wv, a(w.wv), T, w.bv, kvOffset)
       enc.rope({ buffer: s.q }, { buffer: s.cs }, T, c.nHeads, c.headDim, c.ropeStyle)
       enc.rope(keys, { buffer: s.cs }, T, c.nKvHeads, c.headDim, c.ropeStyle, kvOffset)
       enc.attention({ buffer: s.att }, { buffer: s.q }, keys, values, T, startPos, c.nHeads, c.nKvHeads, c.headDim)
-      enc.matmul({ buffer: s.proj }, w.wo, { buffer: s.att }, T)
+      a = activationFor(enc, { buffer: s.att }, T, c.nHeads * c.headDim, [w.wo], s)
+      enc.matmul({ buffer: s.proj }, w.wo, a(w.wo), T)
       enc.add(x, { buffer: s.proj }, T * c.dim)
       enc.rmsNorm(xb, x, w.ffnNorm, T, c.dim, c.rmsNormEps)
-      enc.matmul({ buffer: s.gate }, w.wGate, xb, T)
-      enc.matmul({ buffer: s.up }, w.wUp, xb, T)
+      a = activationFor(enc, xb, T, c.dim, [w.wGate, w.wUp], s)
+      enc.matmul({ buffer: s.gate }, w.wGate, a(w.wGate), T)
+      enc.matmul({ buffer: s.up }, w.wUp, a(w.wUp), T)
       enc.swiglu({ buffer: s.gate }, { buffer: s.up }, T * c.ffnDim)
-      enc.matmul({ buffer: s.proj }, w.wDown, { buffer: s.gate }, T)
+      a = activationFor(enc, { buffer: s.gate }, T, c.ffnDim, [w.wDown], s)
+      enc.matmul({ buffer: s.proj }, w.wDown, a(w.wDown), T)
       enc.add(x, { buffer: s.proj }, T * c.dim)
     }
     return (await enc.submit({ buffer: s.x, floats: T * c.dim }))!

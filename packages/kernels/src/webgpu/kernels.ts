@@ -5,8 +5,8 @@
  */
 import type { DType, RopeStyle } from '../types.js'
 import {
-  ADD_SHADER, ATTENTION_MAX_HEAD_DIM, ATTENTION_SHADER, ATTENTION_WORKGROUP, ELEMENTWISE_WORKGROUP, GPU_MATMUL_DTYPES,
-  MATMUL_TOKENS, matmulShader, RMS_NORM_SHADER, ROPE_SHADER, SWIGLU_SHADER
+  ACTIVATION_BLOCK, ACTIVATION_KIND, ADD_SHADER, ATTENTION_MAX_HEAD_DIM, ATTENTION_SHADER, ELEMENTWISE_WORKGROUP,
+  GPU_MATMUL_DTYPES, MATMUL_TOKENS, matmulShader, quantizeShader, RMS_NORM_SHADER, ROPE_SHADER, SWIGLU_SHADER
 } from './shaders.js'
 
 /** a weight matrix on the device, in its stored bytes */
@@ -20,6 +20,9 @@ export interface GpuWeight {
 
 /** a region of a device buffer holding f32 values */
 export interface GpuRegion { buffer: GPUBuffer, offset?: number, size?: number }
+
+/** an activation quantized to q8_0 / q8_K: one i32 per value and one f32 scale per block */
+export interface QuantizedActivation { kind: 'q8_0' | 'q8_K', q: GpuRegion, d: GpuRegion }
 
 const PARAM_SLOT_BYTES = 256 // minUniformBufferOffsetAlignment
 const MAX_WORKGROUPS_PER_DIM = 65535
@@ -38,6 +41,7 @@ export class GpuKernels {
   readonly attention: GPUComputePipeline
   readonly swiglu: GPUComputePipeline
   readonly add: GPUComputePipeline
+  readonly quantize: ReadonlyMap<'q8_0' | 'q8_K', GPUComputePipeline>
   /** bound where a kernel takes an optional buffer that is absent (no bias) */
   readonly empty: GPUBuffer
 
@@ -49,6 +53,7 @@ export class GpuKernels {
     this.attention = pipelines.get('attention')!
     this.swiglu = pipelines.get('swiglu')!
     this.add = pipelines.get('add')!
+    this.quantize = new Map([['q8_0', pipelines.get('quantize-q8_0')!], ['q8_K', pipelines.get('quantize-q8_K')!]])
     this.empty = device.createBuffer({ size: 16, usage: STORAGE_USAGE })
   }
 
@@ -56,7 +61,8 @@ export class GpuKernels {
     const sources: Array<[string, string]> = [
       ...GPU_MATMUL_DTYPES.map((d): [string, string] => [`matmul-${d}`, matmulShader(d)]),
       ['rmsNorm', RMS_NORM_SHADER], ['rope', ROPE_SHADER], ['attention', ATTENTION_SHADER],
-      ['swiglu', SWIGLU_SHADER], ['add', ADD_SHADER]
+      ['swiglu', SWIGLU_SHADER], ['add', ADD_SHADER],
+      ['quantize-q8_0', quantizeShader('q8_0')], ['quantize-q8_K', quantizeShader('q8_K')]
     ]
     const pipelines = new Map<string, GPUComputePipeline>()
     await Promise.all(sources.map(async ([name, code]) => {
@@ -121,15 +127,34 @@ export class StepEncoder {
   private readonly dispatches: Dispatch[] = []
   constructor (private readonly kernels: GpuKernels) {}
 
-  /** y[outOffset + t * rows + r] = W[r, :] . x[t, :] (+ bias[r]) */
-  matmul (y: GpuRegion, w: GpuWeight, x: GpuRegion, T: number, bias?: GPUBuffer, outOffset = 0): void {
+  /**
+   * y[outOffset + t * rows + r] = W[r, :] . x[t, :] (+ bias[r]); x is the f32 activation for float weights, its
+   * q8_0 / q8_K quantization (`quantize`) for quantized ones
+   */
+  matmul (y: GpuRegion, w: GpuWeight, x: GpuRegion | QuantizedActivation, T: number, bias?: GPUBuffer, outOffset = 0): void {
     if (w.rows > MAX_WORKGROUPS_PER_DIM) throw new Error(`matmul of ${w.rows} rows exceeds ${MAX_WORKGROUPS_PER_DIM} workgroups`)
+    const kind = ACTIVATION_KIND[w.dtype]
+    const quantized = 'kind' in x
+    if (quantized ? x.kind !== kind : kind === 'q8_0' || kind === 'q8_K') {
+      throw new Error(`${w.dtype} weights need a ${kind} activation, got ${quantized ? x.kind : 'f32'}`)
+    }
     this.dispatches.push({
       pipeline: this.kernels.matmul.get(w.dtype)!,
-      bindings: [{ buffer: w.buffer }, x, y, { buffer: bias ?? this.kernels.empty }],
+      bindings: quantized
+        ? [{ buffer: w.buffer }, x.q, y, { buffer: bias ?? this.kernels.empty }, x.d]
+        : [{ buffer: w.buffer }, x, y, { buffer: bias ?? this.kernels.empty }],
       params: params('uuuuuu', [w.rows, w.cols, T, w.rowBytes, bias === undefined ? 0 : 1, outOffset]),
       workgroups: [w.rows, Math.ceil(T / MATMUL_TOKENS)]
     })
+  }
+
+  /** quantizes x [T, cols] to `kind` into (q: T*cols i32, d: one f32 per block) */
+  quantize (kind: 'q8_0' | 'q8_K', x: GpuRegion, q: GpuRegion, d: GpuRegion, T: number, cols: number): QuantizedActivation {
+    const block = ACTIVATION_BLOCK[kind]
+    if (cols % block !== 0) throw new Error(`${kind} activations need a multiple of ${block} values per row, got ${cols}`)
+    const nBlocks = T * cols / block
+    this.dispatches.push({ pipeline: this.kernels.quantize.get(kind)!, bindings: [x, q, d], params: params('u', [nBlocks]), workgroups: grid(nBlocks, 64) })
+    return { kind, q, d }
   }
 
   rmsNorm (y: GpuRegion, x: GpuRegion, weight: GPUBuffer, T: number, dim: number, eps: number): void {
@@ -154,7 +179,6 @@ export class StepEncoder {
   attention (y: GpuRegion, q: GpuRegion, keys: GpuRegion, values: GpuRegion, T: number, startPos: number, nHeads: number, nKvHeads: number, headDim: number): void {
     if (headDim > ATTENTION_MAX_HEAD_DIM) throw new Error(`attention kernel holds head dims up to ${ATTENTION_MAX_HEAD_DIM}, got ${headDim}`)
     if (nHeads % nKvHeads !== 0) throw new Error(`${nHeads} heads do not split into ${nKvHeads} kv heads`)
-    void ATTENTION_WORKGROUP
     this.dispatches.push({
       pipeline: this.kernels.attention,
       bindings: [q, keys, values, y],

@@ -4,7 +4,7 @@
  */
 import type { RopeStyle, Tensor } from '../types.js'
 import type { GpuKernels } from './kernels.js'
-import { ropeTable, type WebGpuBlockExecutor } from './executor.js'
+import { activationFor, ropeTable, type WebGpuBlockExecutor } from './executor.js'
 
 export class WebGpuOps {
   private readonly kernels: GpuKernels
@@ -24,10 +24,15 @@ export class WebGpuOps {
     const xb = this.kernels.upload(x)
     const bb = bias === undefined ? undefined : this.kernels.upload(bias)
     const out = this.kernels.storage(T * weight.rows)
+    const n = T * weight.cols
+    const buffers = { xq8: this.kernels.storage(n), xd8: this.kernels.storage(Math.ceil(n / 32)), xqK: this.kernels.storage(n), xdK: this.kernels.storage(Math.ceil(n / 256)) }
     try {
-      return await this.run(enc => enc.matmul({ buffer: out }, weight, { buffer: xb }, T, bb), out, T * weight.rows)
+      return await this.run(enc => {
+        const a = activationFor(enc, { buffer: xb }, T, weight.cols, [weight], buffers)
+        enc.matmul({ buffer: out }, weight, a(weight), T, bb)
+      }, out, T * weight.rows)
     } finally {
-      for (const b of [weight.buffer, xb, bb, out]) b?.destroy()
+      for (const b of [weight.buffer, xb, bb, out, ...Object.values(buffers)]) b?.destroy()
     }
   }
 

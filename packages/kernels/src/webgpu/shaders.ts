@@ -19,20 +19,42 @@ export const ATTENTION_MAX_HEAD_DIM = 256
 /** weight dtypes the matmul kernel reads */
 export const GPU_MATMUL_DTYPES: readonly DType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_K', 'q6_K']
 
+/**
+ * x rounded to the nearest f16 value, ties to even, returned as f32 (pack2x16float's rounding is implementation
+ * defined: lavapipe truncates). Values past the f16 range are not turned into infinity.
+ */
+const ROUND_F16 = /* wgsl */`
+fn round_f16(x: f32) -> f32 {
+  if (abs(x) < 6.103515625e-5) { return round(x * 16777216.0) / 16777216.0; }
+  let u = bitcast<u32>(x);
+  return bitcast<f32>((u + 0xfffu + ((u >> 13u) & 1u)) & 0xffffe000u);
+}`
+
 const BYTE_HELPERS = /* wgsl */`
 fn byte_at(i: u32) -> u32 { return (w[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu; }
-fn i8_at(i: u32) -> f32 { return f32((i32(byte_at(i)) << 24u) >> 24u); }
+fn i8_at(i: u32) -> i32 { return (i32(byte_at(i)) << 24u) >> 24u; }
 fn f16_at(i: u32) -> f32 { return unpack2x16float(byte_at(i) | (byte_at(i + 1u) << 8u)).x; }
 `
 
-/** per dtype: fills v[0..n) with the 32-element unit u of the row starting at byte rowBase */
-const UNIT: Record<DType, string> = {
+/** how a weight dtype wants its activation: ggml's vec_dot_type (the CPU reference follows it) */
+export type ActivationKind = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q8_K'
+export const ACTIVATION_KIND: Readonly<Record<DType, ActivationKind>> = {
+  f32: 'f32', f16: 'f16', bf16: 'bf16', q8_0: 'q8_0', q4_0: 'q8_0', q4_K: 'q8_K', q6_K: 'q8_K'
+}
+/** elements per scale of a quantized activation */
+export const ACTIVATION_BLOCK: Readonly<Record<'q8_0' | 'q8_K', number>> = { q8_0: 32, q8_K: 256 }
+
+/** float weights: fills v[0..n) with unit u of the row at byte rowBase; `act` rounds the activation as ggml does */
+const FLOAT_UNIT: Record<'f32' | 'f16' | 'bf16', string> = {
   f32: /* wgsl */`
+fn act(x: f32) -> f32 { return x; }
 fn unit(rowBase: u32, u: u32, n: u32, v: ptr<function, array<f32, 32>>) {
   let base = (rowBase >> 2u) + u * 32u;
   for (var j = 0u; j < n; j++) { (*v)[j] = bitcast<f32>(w[base + j]); }
 }`,
   f16: /* wgsl */`
+${ROUND_F16}
+fn act(x: f32) -> f32 { return round_f16(x); }
 fn unit(rowBase: u32, u: u32, n: u32, v: ptr<function, array<f32, 32>>) {
   let base = (rowBase >> 1u) + u * 32u;
   for (var j = 0u; j < n; j++) {
@@ -41,35 +63,57 @@ fn unit(rowBase: u32, u: u32, n: u32, v: ptr<function, array<f32, 32>>) {
   }
 }`,
   bf16: /* wgsl */`
+fn act(x: f32) -> f32 {
+  let u = bitcast<u32>(x);
+  return bitcast<f32>(((u + 0x7fffu + ((u >> 16u) & 1u)) >> 16u) << 16u);
+}
 fn unit(rowBase: u32, u: u32, n: u32, v: ptr<function, array<f32, 32>>) {
   let base = (rowBase >> 1u) + u * 32u;
   for (var j = 0u; j < n; j++) {
     let h = base + j;
     (*v)[j] = bitcast<f32>(((w[h >> 1u] >> ((h & 1u) * 16u)) & 0xffffu) << 16u);
   }
-}`,
+}`
+}
+
+/**
+ * quantized weights: integer weights of unit u into q[0..32), and the unit's dot with token t's quantized
+ * activation (ggml_vec_dot_<w>_q8_0 / _q8_K: integer sums, scaled once per unit)
+ */
+const QUANT_UNIT: Record<'q8_0' | 'q4_0' | 'q4_K' | 'q6_K', string> = {
   q8_0: /* wgsl */`
-fn unit(rowBase: u32, u: u32, n: u32, v: ptr<function, array<f32, 32>>) {
+struct Unit { d: f32, dmin: f32, s0: i32, s1: i32 }
+fn unit(rowBase: u32, u: u32, q: ptr<function, array<i32, 32>>) -> Unit {
   let b = rowBase + u * 34u;
-  let d = f16_at(b);
-  for (var j = 0u; j < 32u; j++) { (*v)[j] = d * i8_at(b + 2u + j); }
+  for (var j = 0u; j < 32u; j++) { (*q)[j] = i8_at(b + 2u + j); }
+  return Unit(f16_at(b), 0.0, 0, 0);
+}
+fn unit_dot(un: Unit, q: ptr<function, array<i32, 32>>, xb: u32, dx: f32) -> f32 {
+  var sumi = 0;
+  for (var j = 0u; j < 32u; j++) { sumi += (*q)[j] * xq[xb + j]; }
+  return f32(sumi) * (un.d * dx);
 }`,
   q4_0: /* wgsl */`
-fn unit(rowBase: u32, u: u32, n: u32, v: ptr<function, array<f32, 32>>) {
+struct Unit { d: f32, dmin: f32, s0: i32, s1: i32 }
+fn unit(rowBase: u32, u: u32, q: ptr<function, array<i32, 32>>) -> Unit {
   let b = rowBase + u * 18u;
-  let d = f16_at(b);
   for (var j = 0u; j < 16u; j++) {
-    let q = byte_at(b + 2u + j);
-    (*v)[j] = (f32(q & 15u) - 8.0) * d;
-    (*v)[j + 16u] = (f32(q >> 4u) - 8.0) * d;
+    let v = byte_at(b + 2u + j);
+    (*q)[j] = i32(v & 15u) - 8;
+    (*q)[j + 16u] = i32(v >> 4u) - 8;
   }
+  return Unit(f16_at(b), 0.0, 0, 0);
+}
+fn unit_dot(un: Unit, q: ptr<function, array<i32, 32>>, xb: u32, dx: f32) -> f32 {
+  var sumi = 0;
+  for (var j = 0u; j < 32u; j++) { sumi += (*q)[j] * xq[xb + j]; }
+  return f32(sumi) * (un.d * dx);
 }`,
   q4_K: /* wgsl */`
-fn unit(rowBase: u32, u: u32, n: u32, v: ptr<function, array<f32, 32>>) {
+struct Unit { d: f32, dmin: f32, s0: i32, s1: i32 }
+fn unit(rowBase: u32, u: u32, q: ptr<function, array<i32, 32>>) -> Unit {
   let b = rowBase + (u >> 3u) * 144u;
   let is = u & 7u;
-  let d = f16_at(b);
-  let dmin = f16_at(b + 2u);
   let s = b + 4u;
   var sc: u32;
   var m: u32;
@@ -80,45 +124,83 @@ fn unit(rowBase: u32, u: u32, n: u32, v: ptr<function, array<f32, 32>>) {
     sc = (byte_at(s + is + 4u) & 15u) | ((byte_at(s + is - 4u) >> 6u) << 4u);
     m = (byte_at(s + is + 4u) >> 4u) | ((byte_at(s + is) >> 6u) << 4u);
   }
-  let scale = d * f32(sc);
-  let mn = dmin * f32(m);
   let qs = b + 16u + (is >> 1u) * 32u;
   let shift = (is & 1u) * 4u;
-  for (var l = 0u; l < 32u; l++) { (*v)[l] = scale * f32((byte_at(qs + l) >> shift) & 15u) - mn; }
+  for (var l = 0u; l < 32u; l++) { (*q)[l] = i32((byte_at(qs + l) >> shift) & 15u); }
+  return Unit(f16_at(b), f16_at(b + 2u), i32(sc), i32(m));
+}
+fn unit_dot(un: Unit, q: ptr<function, array<i32, 32>>, xb: u32, dx: f32) -> f32 {
+  var sumi = 0;
+  var bsum = 0;
+  for (var l = 0u; l < 32u; l++) { let a = xq[xb + l]; sumi += (*q)[l] * a; bsum += a; }
+  return (un.d * dx) * f32(un.s0 * sumi) - (un.dmin * dx) * f32(un.s1 * bsum);
 }`,
   q6_K: /* wgsl */`
-fn unit(rowBase: u32, u: u32, n: u32, v: ptr<function, array<f32, 32>>) {
+struct Unit { d: f32, dmin: f32, s0: i32, s1: i32 }
+fn unit(rowBase: u32, u: u32, q: ptr<function, array<i32, 32>>) -> Unit {
   let b = rowBase + (u >> 3u) * 210u;
   let su = u & 7u;
   let hf = su >> 2u;
   let quarter = su & 3u;
-  let d = f16_at(b + 208u);
   let ql = b + 64u * hf + (quarter & 1u) * 32u;
   let qh = b + 128u + 32u * hf;
   let sc = b + 192u + 8u * hf + 2u * quarter;
   let lowShift = (quarter >> 1u) * 4u;
   let highShift = 2u * quarter;
   for (var l = 0u; l < 32u; l++) {
-    let q = ((byte_at(ql + l) >> lowShift) & 15u) | (((byte_at(qh + l) >> highShift) & 3u) << 4u);
-    (*v)[l] = d * i8_at(sc + (l >> 4u)) * (f32(q) - 32.0);
+    (*q)[l] = i32(((byte_at(ql + l) >> lowShift) & 15u) | (((byte_at(qh + l) >> highShift) & 3u) << 4u)) - 32;
   }
+  return Unit(f16_at(b + 208u), 0.0, i8_at(sc), i8_at(sc + 1u));
+}
+fn unit_dot(un: Unit, q: ptr<function, array<i32, 32>>, xb: u32, dx: f32) -> f32 {
+  var lo = 0;
+  var hi = 0;
+  for (var l = 0u; l < 16u; l++) { lo += (*q)[l] * xq[xb + l]; hi += (*q)[l + 16u] * xq[xb + l + 16u]; }
+  return (un.d * dx) * f32(un.s0 * lo + un.s1 * hi);
 }`
 }
 
-/** out[outOffset + t * rows + r] = sum_c W[r, c] x[t, c] (+ bias[r]) */
-export function matmulShader (dtype: DType): string {
-  return /* wgsl */`
+const MATMUL_REDUCE = /* wgsl */`
+  for (var tt = 0u; tt < TT; tt++) { partial[tt * WG + tid] = acc[tt]; }
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (tid < s) {
+      for (var tt = 0u; tt < TT; tt++) { partial[tt * WG + tid] += partial[tt * WG + tid + s]; }
+    }
+    workgroupBarrier();
+  }
+  if (tid < TT && r < p.rows) {
+    let t = t0 + tid;
+    if (t < p.T) {
+      var o = partial[tid * WG];
+      if (p.hasBias != 0u) { o += bias[r]; }
+      y[p.outOffset + t * p.rows + r] = o;
+    }
+  }`
+
+const MATMUL_HEADER = /* wgsl */`
 struct Params { rows: u32, cols: u32, T: u32, rowBytes: u32, hasBias: u32, outOffset: u32 }
+const WG = ${MATMUL_WORKGROUP}u;
+const TT = ${MATMUL_TOKENS}u;
+var<workgroup> partial: array<f32, ${MATMUL_WORKGROUP * MATMUL_TOKENS}>;
+${BYTE_HELPERS}`
+
+/**
+ * out[outOffset + t * rows + r] = sum_c W[r, c] x[t, c] (+ bias[r]), with ggml's activation handling: float weights
+ * read the f32 activation rounded to the weight's type, quantized weights a q8_0 / q8_K activation (quantizeShader).
+ * Bindings: 0 weight bytes, 1 activation (f32, or i32 quants), 2 out, 3 bias, then for quantized weights 4 the
+ * activation's block scales; params last.
+ */
+export function matmulShader (dtype: DType): string {
+  if (dtype === 'f32' || dtype === 'f16' || dtype === 'bf16') {
+    return /* wgsl */`
 @group(0) @binding(0) var<storage, read> w: array<u32>;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
-const WG = ${MATMUL_WORKGROUP}u;
-const TT = ${MATMUL_TOKENS}u;
-var<workgroup> partial: array<f32, ${MATMUL_WORKGROUP * MATMUL_TOKENS}>;
-${BYTE_HELPERS}
-${UNIT[dtype]}
+${MATMUL_HEADER}
+${FLOAT_UNIT[dtype]}
 @compute @workgroup_size(${MATMUL_WORKGROUP})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
   let r = wg.x;
@@ -136,27 +218,87 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
       if (t < p.T) {
         let xb = t * p.cols + c0;
         var s = 0.0;
-        for (var j = 0u; j < n; j++) { s += v[j] * x[xb + j]; }
+        for (var j = 0u; j < n; j++) { s += v[j] * act(x[xb + j]); }
         acc[tt] += s;
       }
     }
   }
-  for (var tt = 0u; tt < TT; tt++) { partial[tt * WG + tid] = acc[tt]; }
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (tid < s) {
-      for (var tt = 0u; tt < TT; tt++) { partial[tt * WG + tid] += partial[tt * WG + tid + s]; }
-    }
-    workgroupBarrier();
+${MATMUL_REDUCE}
+}`
   }
-  if (tid < TT && r < p.rows) {
-    let t = t0 + tid;
-    if (t < p.T) {
-      var o = partial[tid * WG];
-      if (p.hasBias != 0u) { o += bias[r]; }
-      y[p.outOffset + t * p.rows + r] = o;
+  const kind = ACTIVATION_KIND[dtype] as 'q8_0' | 'q8_K'
+  const block = ACTIVATION_BLOCK[kind]
+  return /* wgsl */`
+@group(0) @binding(0) var<storage, read> w: array<u32>;
+@group(0) @binding(1) var<storage, read> xq: array<i32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read> xd: array<f32>;
+@group(0) @binding(5) var<uniform> p: Params;
+${MATMUL_HEADER}
+${QUANT_UNIT[dtype as 'q8_0' | 'q4_0' | 'q4_K' | 'q6_K']}
+@compute @workgroup_size(${MATMUL_WORKGROUP})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
+  let r = wg.x;
+  let t0 = wg.y * TT;
+  let nUnits = p.cols / 32u;
+  let xBlocks = p.cols / ${block}u;
+  let rowBase = r * p.rowBytes;
+  var acc: array<f32, ${MATMUL_TOKENS}>;
+  var q: array<i32, 32>;
+  for (var u = tid; u < nUnits; u += WG) {
+    let un = unit(rowBase, u, &q);
+    for (var tt = 0u; tt < TT; tt++) {
+      let t = t0 + tt;
+      if (t < p.T) {
+        acc[tt] += unit_dot(un, &q, t * p.cols + u * 32u, xd[t * xBlocks + (u * 32u) / ${block}u]);
+      }
     }
   }
+${MATMUL_REDUCE}
+}`
+}
+
+/**
+ * Activation quantization, one thread per block, as the CPU reference (and llama.cpp on x86): q8_0 with
+ * d = f16(amax / 127), q = round_half_even(x * (127 / amax)); q8_K with iscale = -127 / (the value of largest
+ * magnitude), q = min(127, round_half_even(iscale * x)), d = 1 / iscale.
+ */
+export function quantizeShader (kind: 'q8_0' | 'q8_K'): string {
+  const body = kind === 'q8_0'
+    ? /* wgsl */`
+  var amax = 0.0;
+  for (var j = 0u; j < 32u; j++) { amax = max(amax, abs(x[base + j])); }
+  xd[b] = round_f16(amax / 127.0);
+  let id = select(0.0, 127.0 / amax, amax != 0.0);
+  for (var j = 0u; j < 32u; j++) { xq[base + j] = i32(round(x[base + j] * id)); }`
+    : /* wgsl */`
+  var amax = 0.0;
+  var mx = 0.0;
+  for (var j = 0u; j < 256u; j++) {
+    let v = x[base + j];
+    if (abs(v) > amax) { amax = abs(v); mx = v; }
+  }
+  if (amax == 0.0) {
+    xd[b] = 0.0;
+    for (var j = 0u; j < 256u; j++) { xq[base + j] = 0; }
+    return;
+  }
+  let iscale = -127.0 / mx;
+  for (var j = 0u; j < 256u; j++) { xq[base + j] = min(127, i32(round(iscale * x[base + j]))); }
+  xd[b] = 1.0 / iscale;`
+  return /* wgsl */`
+struct Params { nBlocks: u32 }
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> xq: array<i32>;
+@group(0) @binding(2) var<storage, read_write> xd: array<f32>;
+@group(0) @binding(3) var<uniform> p: Params;
+${ROUND_F16}
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let b = gid.x + gid.y * nwg.x * 64u;
+  if (b >= p.nBlocks) { return; }
+  let base = b * ${ACTIVATION_BLOCK[kind]}u;${body}
 }`
 }
 
