@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import * as reference from '../ops/reference.js'
 import { quantize } from '../quant/index.js'
 import type { DType, RopeStyle, Tensor } from '../types.js'
+import { createWebGpuExecutor } from './executor.js'
 import { WebGpuOps } from './ops.js'
 import { nmse, randomArray, SKIP_WEBGPU, testExecutor } from './test-support.js'
 
@@ -40,12 +41,13 @@ function record (op: string, e: number): number {
   return e
 }
 
+afterAll(() => {
+  console.log('worst NMSE per WebGPU op:\n' + Object.entries(worst).map(([op, e]) => `  ${op.padEnd(36)} ${e.toExponential(2)}`).join('\n'))
+})
+
 describe.skipIf(SKIP_WEBGPU)('WebGPU kernels vs the CPU reference', () => {
   let ops: WebGpuOps
   beforeAll(async () => { ops = new WebGpuOps(await testExecutor()) })
-  afterAll(() => {
-    console.log('worst NMSE per WebGPU op:\n' + Object.entries(worst).map(([op, e]) => `  ${op.padEnd(44)} ${e.toExponential(2)}`).join('\n'))
-  })
 
   describe.each(Object.keys(MATMUL_COLS))('matmul %s', (dtype) => {
     it('matches the reference over rows x cols x T (with and without bias)', async () => {
@@ -143,6 +145,28 @@ describe.skipIf(SKIP_WEBGPU)('WebGPU kernels vs the CPU reference', () => {
       const refAdd = new Float32Array(n)
       reference.add(refAdd, g, u, n)
       expect(record('add', nmse(await ops.add(g, u, n), refAdd)), `add ${n}`).toBe(0)
+    }
+  })
+})
+
+describe.skipIf(SKIP_WEBGPU)('quantized matmuls without the dot4I8Packed built-in (the WGSL fallback)', () => {
+  it.each(['q8_0', 'q4_0', 'q4_K', 'q6_K'])('%s', async (dtype) => {
+    await testExecutor() // points the loader at lavapipe, reports a missing adapter loudly
+    const executor = await createWebGpuExecutor({ packedDot: false })
+    try {
+      const ops = new WebGpuOps(executor)
+      let seed = 7000
+      for (const cols of MATMUL_COLS[dtype].slice(0, 2)) {
+        for (const [rows, T] of [[3, 1], [33, 5]]) {
+          const w = weight(dtype as DType, rows, cols, seed++)
+          const x = randomArray(T * cols, seed++)
+          const ref = new Float32Array(T * rows)
+          reference.matmul(ref, w, x, T)
+          expect(record(`matmul ${dtype} (no dot4I8Packed)`, nmse(await ops.matmul(w, x, T), ref)), `rows ${rows} cols ${cols} T ${T}`).toBeLessThanOrEqual(1e-10)
+        }
+      }
+    } finally {
+      executor.close()
     }
   })
 })

@@ -16,6 +16,8 @@ export interface WebGpuDevice {
   /** adapter description, e.g. 'llvmpipe (lavapipe)' */
   adapterName: string
   isFallbackAdapter: boolean
+  /** WGSL has dot4I8Packed (language feature packed_4x8_integer_dot_product) */
+  packedDot: boolean
 }
 
 // Dawn's GPU instance must stay reachable for the life of the process: when it is garbage-collected while
@@ -64,7 +66,8 @@ export async function requestWebGpuDevice (): Promise<WebGpuDevice> {
     })
     const info = adapter.info
     const adapterName = [info?.description, info?.device, info?.vendor].find(s => s !== undefined && s !== '') ?? 'unknown adapter'
-    return { device, adapterName, isFallbackAdapter: (info as { isFallbackAdapter?: boolean } | undefined)?.isFallbackAdapter ?? false }
+    const packedDot = gpu.wgslLanguageFeatures?.has('packed_4x8_integer_dot_product') ?? false
+    return { device, adapterName, isFallbackAdapter: (info as { isFallbackAdapter?: boolean } | undefined)?.isFallbackAdapter ?? false, packedDot }
   } catch (error) {
     throw new WebGpuUnavailableError(`requestDevice failed: ${(error as Error).message}`, { cause: error })
   }

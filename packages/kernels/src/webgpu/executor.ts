@@ -43,9 +43,9 @@ interface Scratch {
   gate: GPUBuffer // [T, ffnDim]
   up: GPUBuffer // [T, ffnDim]
   cs: GPUBuffer // [T, headDim / 2, 2] RoPE cos, sin
-  xq8: GPUBuffer // [T, widest row] q8_0 activation quants (i32)
+  xq8: GPUBuffer // [T, widest row] q8_0 activation quants (int8, 4 per u32)
   xd8: GPUBuffer // [T, widest row / 32] their scales
-  xqK: GPUBuffer // [T, widest row] q8_K activation quants (i32)
+  xqK: GPUBuffer // [T, widest row] q8_K activation quants (int8, 4 per u32)
   xdK: GPUBuffer // [T, widest row / 256] their scales
 }
 
@@ -149,9 +149,9 @@ export class WebGpuBlockExecutor implements WebGpuExecutor {
       gate: k.storage(capacity * c.ffnDim, 'gate'),
       up: k.storage(capacity * c.ffnDim, 'up'),
       cs: k.storage(capacity * c.headDim, 'rope cos/sin'),
-      xq8: k.storage(widest, 'q8_0 activation'),
+      xq8: k.storage(widest / 4, 'q8_0 activation'),
       xd8: k.storage(Math.ceil(widest / 32), 'q8_0 activation scales'),
-      xqK: k.storage(widest, 'q8_K activation'),
+      xqK: k.storage(widest / 4, 'q8_K activation'),
       xdK: k.storage(Math.ceil(widest / 256), 'q8_K activation scales')
     }
     this.scratchConfig = c
@@ -224,7 +224,7 @@ export function ropeTable (invFreqs: Float64Array, startPos: number, T: number):
  * A WebGPU block executor on the best adapter (Node: the npm `webgpu` package; lavapipe without a GPU).
  * Throws WebGpuUnavailableError when there is none.
  */
-export async function createWebGpuExecutor (): Promise<WebGpuBlockExecutor> {
+export async function createWebGpuExecutor (options: { packedDot?: boolean } = {}): Promise<WebGpuBlockExecutor> {
   const gpu = await requestWebGpuDevice()
-  return new WebGpuBlockExecutor(gpu, await GpuKernels.create(gpu.device))
+  return new WebGpuBlockExecutor(gpu, await GpuKernels.create(gpu.device, options.packedDot ?? gpu.packedDot))
 }

@@ -57,9 +57,10 @@ export class GpuKernels {
     this.empty = device.createBuffer({ size: 16, usage: STORAGE_USAGE })
   }
 
-  static async create (device: GPUDevice): Promise<GpuKernels> {
+  /** `packedDot`: WGSL has dot4I8Packed (else the quantized matmuls unpack bytes themselves) */
+  static async create (device: GPUDevice, packedDot = true): Promise<GpuKernels> {
     const sources: Array<[string, string]> = [
-      ...GPU_MATMUL_DTYPES.map((d): [string, string] => [`matmul-${d}`, matmulShader(d)]),
+      ...GPU_MATMUL_DTYPES.map((d): [string, string] => [`matmul-${d}`, matmulShader(d, packedDot)]),
       ['rmsNorm', RMS_NORM_SHADER], ['rope', ROPE_SHADER], ['attention', ATTENTION_SHADER],
       ['swiglu', SWIGLU_SHADER], ['add', ADD_SHADER],
       ['quantize-q8_0', quantizeShader('q8_0')], ['quantize-q8_K', quantizeShader('q8_K')]
@@ -148,7 +149,7 @@ export class StepEncoder {
     })
   }
 
-  /** quantizes x [T, cols] to `kind` into (q: T*cols i32, d: one f32 per block) */
+  /** quantizes x [T, cols] to `kind` into (q: T*cols int8 packed 4 per u32, d: one f32 per block) */
   quantize (kind: 'q8_0' | 'q8_K', x: GpuRegion, q: GpuRegion, d: GpuRegion, T: number, cols: number): QuantizedActivation {
     const block = ACTIVATION_BLOCK[kind]
     if (cols % block !== 0) throw new Error(`${kind} activations need a multiple of ${block} values per row, got ${cols}`)

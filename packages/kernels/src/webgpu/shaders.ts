@@ -77,41 +77,43 @@ fn unit(rowBase: u32, u: u32, n: u32, v: ptr<function, array<f32, 32>>) {
 }
 
 /**
- * quantized weights: integer weights of unit u into q[0..32), and the unit's dot with token t's quantized
- * activation (ggml_vec_dot_<w>_q8_0 / _q8_K: integer sums, scaled once per unit)
+ * Quantized weights: unit u's 32 weights as 8 words of packed int8 (`wq`), and the unit's dot with token t's q8
+ * activation (also packed, 4 per word) in ggml's arithmetic: integer sums via dot4I8Packed, scaled once per unit.
+ * Nibble weights are packed as their unsigned values and the offset (8 for q4_0, 32 for q6_K) is taken off through
+ * the activation's sum. Blocks of 34, 18 and 210 bytes start at 2 mod 4 every other block: `funnel` reads such
+ * unaligned spans from aligned words.
  */
 const QUANT_UNIT: Record<'q8_0' | 'q4_0' | 'q4_K' | 'q6_K', string> = {
   q8_0: /* wgsl */`
-struct Unit { d: f32, dmin: f32, s0: i32, s1: i32 }
-fn unit(rowBase: u32, u: u32, q: ptr<function, array<i32, 32>>) -> Unit {
+fn unit(rowBase: u32, u: u32, wq: ptr<function, array<u32, 8>>) -> Unit {
   let b = rowBase + u * 34u;
-  for (var j = 0u; j < 32u; j++) { (*q)[j] = i8_at(b + 2u + j); }
-  return Unit(f16_at(b), 0.0, 0, 0);
+  funnel8(b + 2u, wq);
+  return Unit(f16_even(b), 0.0, 0, 0);
 }
-fn unit_dot(un: Unit, q: ptr<function, array<i32, 32>>, xb: u32, dx: f32) -> f32 {
+fn unit_dot(un: Unit, wq: ptr<function, array<u32, 8>>, xw: u32, dx: f32) -> f32 {
   var sumi = 0;
-  for (var j = 0u; j < 32u; j++) { sumi += (*q)[j] * xq[xb + j]; }
+  for (var k = 0u; k < 8u; k++) { sumi += dot4((*wq)[k], xq[xw + k]); }
   return f32(sumi) * (un.d * dx);
 }`,
   q4_0: /* wgsl */`
-struct Unit { d: f32, dmin: f32, s0: i32, s1: i32 }
-fn unit(rowBase: u32, u: u32, q: ptr<function, array<i32, 32>>) -> Unit {
+fn unit(rowBase: u32, u: u32, wq: ptr<function, array<u32, 8>>) -> Unit {
   let b = rowBase + u * 18u;
-  for (var j = 0u; j < 16u; j++) {
-    let v = byte_at(b + 2u + j);
-    (*q)[j] = i32(v & 15u) - 8;
-    (*q)[j + 16u] = i32(v >> 4u) - 8;
+  var raw: array<u32, 8>;
+  funnel4(b + 2u, &raw);
+  for (var k = 0u; k < 4u; k++) {
+    (*wq)[k] = raw[k] & 0x0f0f0f0fu;
+    (*wq)[k + 4u] = (raw[k] >> 4u) & 0x0f0f0f0fu;
   }
-  return Unit(f16_at(b), 0.0, 0, 0);
+  return Unit(f16_even(b), 0.0, 0, 0);
 }
-fn unit_dot(un: Unit, q: ptr<function, array<i32, 32>>, xb: u32, dx: f32) -> f32 {
+fn unit_dot(un: Unit, wq: ptr<function, array<u32, 8>>, xw: u32, dx: f32) -> f32 {
   var sumi = 0;
-  for (var j = 0u; j < 32u; j++) { sumi += (*q)[j] * xq[xb + j]; }
-  return f32(sumi) * (un.d * dx);
+  var bsum = 0;
+  for (var k = 0u; k < 8u; k++) { let a = xq[xw + k]; sumi += dot4((*wq)[k], a); bsum += dot4(0x01010101u, a); }
+  return f32(sumi - 8 * bsum) * (un.d * dx);
 }`,
   q4_K: /* wgsl */`
-struct Unit { d: f32, dmin: f32, s0: i32, s1: i32 }
-fn unit(rowBase: u32, u: u32, q: ptr<function, array<i32, 32>>) -> Unit {
+fn unit(rowBase: u32, u: u32, wq: ptr<function, array<u32, 8>>) -> Unit {
   let b = rowBase + (u >> 3u) * 144u;
   let is = u & 7u;
   let s = b + 4u;
@@ -124,39 +126,83 @@ fn unit(rowBase: u32, u: u32, q: ptr<function, array<i32, 32>>) -> Unit {
     sc = (byte_at(s + is + 4u) & 15u) | ((byte_at(s + is - 4u) >> 6u) << 4u);
     m = (byte_at(s + is + 4u) >> 4u) | ((byte_at(s + is) >> 6u) << 4u);
   }
-  let qs = b + 16u + (is >> 1u) * 32u;
+  let qs = (b + 16u + (is >> 1u) * 32u) >> 2u;
   let shift = (is & 1u) * 4u;
-  for (var l = 0u; l < 32u; l++) { (*q)[l] = i32((byte_at(qs + l) >> shift) & 15u); }
-  return Unit(f16_at(b), f16_at(b + 2u), i32(sc), i32(m));
+  for (var k = 0u; k < 8u; k++) { (*wq)[k] = (w[qs + k] >> shift) & 0x0f0f0f0fu; }
+  return Unit(f16_even(b), f16_even(b + 2u), i32(sc), i32(m));
 }
-fn unit_dot(un: Unit, q: ptr<function, array<i32, 32>>, xb: u32, dx: f32) -> f32 {
+fn unit_dot(un: Unit, wq: ptr<function, array<u32, 8>>, xw: u32, dx: f32) -> f32 {
   var sumi = 0;
   var bsum = 0;
-  for (var l = 0u; l < 32u; l++) { let a = xq[xb + l]; sumi += (*q)[l] * a; bsum += a; }
+  for (var k = 0u; k < 8u; k++) { let a = xq[xw + k]; sumi += dot4((*wq)[k], a); bsum += dot4(0x01010101u, a); }
   return (un.d * dx) * f32(un.s0 * sumi) - (un.dmin * dx) * f32(un.s1 * bsum);
 }`,
   q6_K: /* wgsl */`
-struct Unit { d: f32, dmin: f32, s0: i32, s1: i32 }
-fn unit(rowBase: u32, u: u32, q: ptr<function, array<i32, 32>>) -> Unit {
+fn unit(rowBase: u32, u: u32, wq: ptr<function, array<u32, 8>>) -> Unit {
   let b = rowBase + (u >> 3u) * 210u;
   let su = u & 7u;
   let hf = su >> 2u;
   let quarter = su & 3u;
-  let ql = b + 64u * hf + (quarter & 1u) * 32u;
-  let qh = b + 128u + 32u * hf;
-  let sc = b + 192u + 8u * hf + 2u * quarter;
+  var ql: array<u32, 8>;
+  var qh: array<u32, 8>;
+  funnel8(b + 64u * hf + (quarter & 1u) * 32u, &ql);
+  funnel8(b + 128u + 32u * hf, &qh);
   let lowShift = (quarter >> 1u) * 4u;
   let highShift = 2u * quarter;
-  for (var l = 0u; l < 32u; l++) {
-    (*q)[l] = i32(((byte_at(ql + l) >> lowShift) & 15u) | (((byte_at(qh + l) >> highShift) & 3u) << 4u)) - 32;
+  for (var k = 0u; k < 8u; k++) {
+    (*wq)[k] = ((ql[k] >> lowShift) & 0x0f0f0f0fu) | (((qh[k] >> highShift) & 0x03030303u) << 4u);
   }
-  return Unit(f16_at(b + 208u), 0.0, i8_at(sc), i8_at(sc + 1u));
+  let sc = b + 192u + 8u * hf + 2u * quarter;
+  return Unit(f16_even(b + 208u), 0.0, i8_at(sc), i8_at(sc + 1u));
 }
-fn unit_dot(un: Unit, q: ptr<function, array<i32, 32>>, xb: u32, dx: f32) -> f32 {
+fn unit_dot(un: Unit, wq: ptr<function, array<u32, 8>>, xw: u32, dx: f32) -> f32 {
   var lo = 0;
   var hi = 0;
-  for (var l = 0u; l < 16u; l++) { lo += (*q)[l] * xq[xb + l]; hi += (*q)[l + 16u] * xq[xb + l + 16u]; }
+  for (var k = 0u; k < 4u; k++) {
+    let a = xq[xw + k];
+    let c = xq[xw + k + 4u];
+    lo += dot4((*wq)[k], a) - 32 * dot4(0x01010101u, a);
+    hi += dot4((*wq)[k + 4u], c) - 32 * dot4(0x01010101u, c);
+  }
   return (un.d * dx) * f32(un.s0 * lo + un.s1 * hi);
+}`
+}
+
+const QUANT_HELPERS = /* wgsl */`
+struct Unit { d: f32, dmin: f32, s0: i32, s1: i32 }
+/** the f16 at an even byte offset */
+fn f16_even(i: u32) -> f32 { return unpack2x16float(w[i >> 2u] >> ((i & 2u) * 8u)).x; }
+/** n words of bytes starting at byte offset i (any alignment) */
+fn funnel(i: u32, n: u32, out: ptr<function, array<u32, 8>>) {
+  let base = i >> 2u;
+  let sh = (i & 3u) * 8u;
+  if (sh == 0u) {
+    for (var k = 0u; k < n; k++) { (*out)[k] = w[base + k]; }
+  } else {
+    var lo = w[base];
+    for (var k = 0u; k < n; k++) {
+      let hi = w[base + k + 1u];
+      (*out)[k] = (lo >> sh) | (hi << (32u - sh));
+      lo = hi;
+    }
+  }
+}
+fn funnel8(i: u32, out: ptr<function, array<u32, 8>>) { funnel(i, 8u, out); }
+fn funnel4(i: u32, out: ptr<function, array<u32, 8>>) { funnel(i, 4u, out); }
+`
+
+/** dot product of 4 packed signed bytes: the WGSL built-in where the language feature is there, else unpacked */
+export function dot4Source (packedDot: boolean): string {
+  return packedDot
+    ? 'fn dot4(a: u32, b: u32) -> i32 { return dot4I8Packed(a, b); }'
+    : /* wgsl */`
+fn dot4(a: u32, b: u32) -> i32 {
+  var s = 0;
+  for (var k = 0u; k < 4u; k++) {
+    let sh = 24u - 8u * k;
+    s += (bitcast<i32>(a << sh) >> 24u) * (bitcast<i32>(b << sh) >> 24u);
+  }
+  return s;
 }`
 }
 
@@ -191,7 +237,7 @@ ${BYTE_HELPERS}`
  * Bindings: 0 weight bytes, 1 activation (f32, or i32 quants), 2 out, 3 bias, then for quantized weights 4 the
  * activation's block scales; params last.
  */
-export function matmulShader (dtype: DType): string {
+export function matmulShader (dtype: DType, packedDot = true): string {
   if (dtype === 'f32' || dtype === 'f16' || dtype === 'bf16') {
     return /* wgsl */`
 @group(0) @binding(0) var<storage, read> w: array<u32>;
@@ -230,12 +276,14 @@ ${MATMUL_REDUCE}
   const block = ACTIVATION_BLOCK[kind]
   return /* wgsl */`
 @group(0) @binding(0) var<storage, read> w: array<u32>;
-@group(0) @binding(1) var<storage, read> xq: array<i32>;
+@group(0) @binding(1) var<storage, read> xq: array<u32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read> xd: array<f32>;
 @group(0) @binding(5) var<uniform> p: Params;
 ${MATMUL_HEADER}
+${QUANT_HELPERS}
+${dot4Source(packedDot)}
 ${QUANT_UNIT[dtype as 'q8_0' | 'q4_0' | 'q4_K' | 'q6_K']}
 @compute @workgroup_size(${MATMUL_WORKGROUP})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
@@ -245,13 +293,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
   let xBlocks = p.cols / ${block}u;
   let rowBase = r * p.rowBytes;
   var acc: array<f32, ${MATMUL_TOKENS}>;
-  var q: array<i32, 32>;
+  var wq: array<u32, 8>;
   for (var u = tid; u < nUnits; u += WG) {
-    let un = unit(rowBase, u, &q);
+    let un = unit(rowBase, u, &wq);
     for (var tt = 0u; tt < TT; tt++) {
       let t = t0 + tt;
       if (t < p.T) {
-        acc[tt] += unit_dot(un, &q, t * p.cols + u * 32u, xd[t * xBlocks + (u * 32u) / ${block}u]);
+        acc[tt] += unit_dot(un, &wq, (t * p.cols + u * 32u) >> 2u, xd[t * xBlocks + (u * 32u) / ${block}u]);
       }
     }
   }
@@ -271,7 +319,9 @@ export function quantizeShader (kind: 'q8_0' | 'q8_K'): string {
   for (var j = 0u; j < 32u; j++) { amax = max(amax, abs(x[base + j])); }
   xd[b] = round_f16(amax / 127.0);
   let id = select(0.0, 127.0 / amax, amax != 0.0);
-  for (var j = 0u; j < 32u; j++) { xq[base + j] = i32(round(x[base + j] * id)); }`
+  for (var j = 0u; j < 32u; j += 4u) {
+    xq[(base + j) >> 2u] = pack4(vec4<i32>(round(vec4<f32>(x[base + j], x[base + j + 1u], x[base + j + 2u], x[base + j + 3u]) * id)));
+  }`
     : /* wgsl */`
   var amax = 0.0;
   var mx = 0.0;
@@ -281,19 +331,26 @@ export function quantizeShader (kind: 'q8_0' | 'q8_K'): string {
   }
   if (amax == 0.0) {
     xd[b] = 0.0;
-    for (var j = 0u; j < 256u; j++) { xq[base + j] = 0; }
+    for (var j = 0u; j < 256u; j += 4u) { xq[(base + j) >> 2u] = 0u; }
     return;
   }
   let iscale = -127.0 / mx;
-  for (var j = 0u; j < 256u; j++) { xq[base + j] = min(127, i32(round(iscale * x[base + j]))); }
+  for (var j = 0u; j < 256u; j += 4u) {
+    let v = vec4<f32>(x[base + j], x[base + j + 1u], x[base + j + 2u], x[base + j + 3u]);
+    xq[(base + j) >> 2u] = pack4(min(vec4<i32>(127), vec4<i32>(round(iscale * v))));
+  }
   xd[b] = 1.0 / iscale;`
   return /* wgsl */`
 struct Params { nBlocks: u32 }
 @group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> xq: array<i32>;
+@group(0) @binding(1) var<storage, read_write> xq: array<u32>;
 @group(0) @binding(2) var<storage, read_write> xd: array<f32>;
 @group(0) @binding(3) var<uniform> p: Params;
 ${ROUND_F16}
+fn pack4(q: vec4<i32>) -> u32 {
+  let b = vec4<u32>(bitcast<vec4<u32>>(q) & vec4<u32>(0xffu));
+  return b.x | (b.y << 8u) | (b.z << 16u) | (b.w << 24u);
+}
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let b = gid.x + gid.y * nwg.x * 64u;
