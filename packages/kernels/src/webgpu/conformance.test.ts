@@ -170,3 +170,25 @@ describe.skipIf(SKIP_WEBGPU)('quantized matmuls without the dot4I8Packed built-i
     }
   })
 })
+
+describe.skipIf(SKIP_WEBGPU)('weights larger than one storage binding go up as row chunks', () => {
+  it.each(['f32', 'f16', 'q8_0', 'q4_K'])('%s split into 4 KiB buffers (with bias)', async (dtype) => {
+    await testExecutor()
+    const executor = await createWebGpuExecutor({ maxWeightChunkBytes: 4096 })
+    try {
+      const ops = new WebGpuOps(executor)
+      const cols = dtype === 'q4_K' ? 512 : 288
+      for (const [rows, T] of [[130, 1], [61, 6]]) {
+        const w = weight(dtype as DType, rows, cols, rows)
+        expect(executor.uploadWeight(w).chunks.length).toBeGreaterThan(1)
+        const x = randomArray(T * cols, T)
+        const bias = randomArray(rows, 3)
+        const ref = new Float32Array(T * rows)
+        reference.matmul(ref, w, x, T, bias)
+        expect(record(`matmul ${dtype} (row chunks)`, nmse(await ops.matmul(w, x, T, bias), ref)), `rows ${rows} T ${T}`).toBeLessThanOrEqual(1e-10)
+      }
+    } finally {
+      executor.close()
+    }
+  })
+})

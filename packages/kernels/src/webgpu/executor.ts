@@ -77,10 +77,13 @@ export class WebGpuBlockExecutor implements WebGpuExecutor {
   readonly adapterName: string
   readonly isFallbackAdapter: boolean
   readonly kernels: GpuKernels
+  /** largest weight buffer: the device's largest storage binding unless set smaller (tests) */
+  private readonly maxChunkBytes: number
   private scratch: Scratch | undefined
   private scratchConfig: ModelConfig | undefined
 
-  constructor (gpu: WebGpuDevice, kernels: GpuKernels) {
+  constructor (gpu: WebGpuDevice, kernels: GpuKernels, options: { maxWeightChunkBytes?: number } = {}) {
+    this.maxChunkBytes = Math.min(options.maxWeightChunkBytes ?? Infinity, kernels.device.limits.maxStorageBufferBindingSize)
     this.adapterName = gpu.adapterName
     this.isFallbackAdapter = gpu.isFallbackAdapter
     this.name = `webgpu (${gpu.adapterName})`
@@ -92,11 +95,16 @@ export class WebGpuBlockExecutor implements WebGpuExecutor {
   uploadWeight (w: Tensor): GpuWeight {
     if (!GPU_MATMUL_DTYPES.includes(w.dtype)) throw new Error(`the WebGPU matmul does not read ${w.dtype} weights`)
     const [rows, cols] = w.shape
-    const max = this.device.limits.maxStorageBufferBindingSize
-    if (w.data.byteLength > max) {
-      throw new Error(`weight ${w.name} (${w.data.byteLength} bytes) exceeds the device's largest storage binding (${max} bytes)`)
+    const bytesPerRow = rowBytes(w.dtype, cols)
+    // a matrix larger than one storage binding (128 MiB on lavapipe) goes up as row ranges, one dispatch each
+    const rowsPerChunk = Math.min(GpuKernels.MAX_ROWS_PER_DISPATCH, Math.max(1, Math.floor(this.maxChunkBytes / bytesPerRow)))
+    const chunks: GpuWeight['chunks'] = []
+    for (let rowStart = 0; rowStart < rows; rowStart += rowsPerChunk) {
+      const n = Math.min(rowsPerChunk, rows - rowStart)
+      const bytes = w.data.subarray(rowStart * bytesPerRow, (rowStart + n) * bytesPerRow)
+      chunks.push({ buffer: this.kernels.upload(bytes, w.name), rowStart, rows: n })
     }
-    return { buffer: this.kernels.upload(w.data, w.name), dtype: w.dtype, rows, cols, rowBytes: rowBytes(w.dtype, cols) }
+    return { chunks, dtype: w.dtype, rows, cols, rowBytes: bytesPerRow }
   }
 
   uploadBlock (config: ModelConfig, w: BlockWeights): DeviceBlock {
@@ -116,7 +124,8 @@ export class WebGpuBlockExecutor implements WebGpuExecutor {
       wUp: this.uploadWeight(w.wUp),
       wDown: this.uploadWeight(w.wDown)
     }
-    const byteLength = Object.values(block).reduce((n: number, b) => n + (b === undefined ? 0 : ('buffer' in b ? b.buffer.size : b.size)), 0)
+    const byteLength = Object.values(block).reduce((n: number, b) =>
+      n + (b === undefined ? 0 : ('chunks' in b ? b.chunks.reduce((m, c) => m + c.buffer.size, 0) : b.size)), 0)
     return { ...block, byteLength } satisfies GpuBlock
   }
 
@@ -224,7 +233,14 @@ export function ropeTable (invFreqs: Float64Array, startPos: number, T: number):
  * A WebGPU block executor on the best adapter (Node: the npm `webgpu` package; lavapipe without a GPU).
  * Throws WebGpuUnavailableError when there is none.
  */
-export async function createWebGpuExecutor (options: { packedDot?: boolean } = {}): Promise<WebGpuBlockExecutor> {
+export async function createWebGpuExecutor (options: WebGpuExecutorOptions = {}): Promise<WebGpuBlockExecutor> {
   const gpu = await requestWebGpuDevice()
-  return new WebGpuBlockExecutor(gpu, await GpuKernels.create(gpu.device, options.packedDot ?? gpu.packedDot))
+  return new WebGpuBlockExecutor(gpu, await GpuKernels.create(gpu.device, options.packedDot ?? gpu.packedDot), options)
+}
+
+export interface WebGpuExecutorOptions {
+  /** use WGSL's dot4I8Packed (default: where the language feature is there) */
+  packedDot?: boolean
+  /** split weights into buffers of at most this many bytes (default: the device's largest storage binding) */
+  maxWeightChunkBytes?: number
 }

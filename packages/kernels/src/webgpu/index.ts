@@ -10,7 +10,7 @@
  * ```
  */
 export { createWebGpuExecutor, WebGpuBlockExecutor } from './executor.js'
-export type { WebGpuExecutor } from './executor.js'
+export type { WebGpuExecutor, WebGpuExecutorOptions } from './executor.js'
 export { WebGpuUnavailableError, requestWebGpuDevice } from './device.js'
 export type { WebGpuDevice } from './device.js'
 export { WebGpuOps } from './ops.js'

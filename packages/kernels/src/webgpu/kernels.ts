@@ -9,9 +9,12 @@ import {
   GPU_MATMUL_DTYPES, MATMUL_TOKENS, matmulShader, quantizeShader, RMS_NORM_SHADER, ROPE_SHADER, SWIGLU_SHADER
 } from './shaders.js'
 
-/** a weight matrix on the device, in its stored bytes */
+/**
+ * a weight matrix on the device, in its stored bytes: one buffer, or several row ranges where the matrix exceeds the
+ * device's largest storage binding
+ */
 export interface GpuWeight {
-  buffer: GPUBuffer
+  chunks: Array<{ buffer: GPUBuffer, rowStart: number, rows: number }>
   dtype: DType
   rows: number
   cols: number
@@ -79,6 +82,9 @@ export class GpuKernels {
     return new GpuKernels(device, pipelines)
   }
 
+  /** the most rows of a weight one dispatch covers (workgroups per dimension) */
+  static readonly MAX_ROWS_PER_DISPATCH = MAX_WORKGROUPS_PER_DIM
+
   /** a storage buffer holding `data` (padded to 4 bytes) */
   upload (data: ArrayBufferView, label?: string): GPUBuffer {
     const size = Math.max(16, Math.ceil(data.byteLength / 4) * 4)
@@ -133,20 +139,22 @@ export class StepEncoder {
    * q8_0 / q8_K quantization (`quantize`) for quantized ones
    */
   matmul (y: GpuRegion, w: GpuWeight, x: GpuRegion | QuantizedActivation, T: number, bias?: GPUBuffer, outOffset = 0): void {
-    if (w.rows > MAX_WORKGROUPS_PER_DIM) throw new Error(`matmul of ${w.rows} rows exceeds ${MAX_WORKGROUPS_PER_DIM} workgroups`)
     const kind = ACTIVATION_KIND[w.dtype]
     const quantized = 'kind' in x
     if (quantized ? x.kind !== kind : kind === 'q8_0' || kind === 'q8_K') {
       throw new Error(`${w.dtype} weights need a ${kind} activation, got ${quantized ? x.kind : 'f32'}`)
     }
-    this.dispatches.push({
-      pipeline: this.kernels.matmul.get(w.dtype)!,
-      bindings: quantized
-        ? [{ buffer: w.buffer }, x.q, y, { buffer: bias ?? this.kernels.empty }, x.d]
-        : [{ buffer: w.buffer }, x, y, { buffer: bias ?? this.kernels.empty }],
-      params: params('uuuuuu', [w.rows, w.cols, T, w.rowBytes, bias === undefined ? 0 : 1, outOffset]),
-      workgroups: [w.rows, Math.ceil(T / MATMUL_TOKENS)]
-    })
+    for (const chunk of w.chunks) {
+      const weight = { buffer: chunk.buffer }
+      this.dispatches.push({
+        pipeline: this.kernels.matmul.get(w.dtype)!,
+        bindings: quantized
+          ? [weight, x.q, y, { buffer: bias ?? this.kernels.empty }, x.d]
+          : [weight, x, y, { buffer: bias ?? this.kernels.empty }],
+        params: params('uuuuuuuu', [chunk.rows, w.cols, T, w.rowBytes, bias === undefined ? 0 : 1, outOffset, w.rows, chunk.rowStart]),
+        workgroups: [chunk.rows, Math.ceil(T / MATMUL_TOKENS)]
+      })
+    }
   }
 
   /** quantizes x [T, cols] to `kind` into (q: T*cols int8 packed 4 per u32, d: one f32 per block) */

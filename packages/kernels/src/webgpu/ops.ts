@@ -32,7 +32,7 @@ export class WebGpuOps {
         enc.matmul({ buffer: out }, weight, a(weight), T, bb)
       }, out, T * weight.rows)
     } finally {
-      for (const b of [weight.buffer, xb, bb, out, ...Object.values(buffers)]) b?.destroy()
+      for (const b of [...weight.chunks.map(c => c.buffer), xb, bb, out, ...Object.values(buffers)]) b?.destroy()
     }
   }
 

@@ -219,13 +219,14 @@ const MATMUL_REDUCE = /* wgsl */`
     let t = t0 + tid;
     if (t < p.T) {
       var o = partial[tid * WG];
-      if (p.hasBias != 0u) { o += bias[r]; }
-      y[p.outOffset + t * p.rows + r] = o;
+      if (p.hasBias != 0u) { o += bias[p.rowOffset + r]; }
+      y[p.outOffset + t * p.rowStride + p.rowOffset + r] = o;
     }
   }`
 
 const MATMUL_HEADER = /* wgsl */`
-struct Params { rows: u32, cols: u32, T: u32, rowBytes: u32, hasBias: u32, outOffset: u32 }
+// rows of this weight chunk, which holds rows rowOffset.. of a matrix of rowStride rows
+struct Params { rows: u32, cols: u32, T: u32, rowBytes: u32, hasBias: u32, outOffset: u32, rowStride: u32, rowOffset: u32 }
 const WG = ${MATMUL_WORKGROUP}u;
 const TT = ${MATMUL_TOKENS}u;
 var<workgroup> partial: array<f32, ${MATMUL_WORKGROUP * MATMUL_TOKENS}>;
