@@ -57,6 +57,14 @@ ${ROUND_F16}
 fn act(x: f32) -> f32 { return round_f16(x); }
 fn unit(rowBase: u32, u: u32, n: u32, v: ptr<function, array<f32, 32>>) {
   let base = (rowBase >> 1u) + u * 32u;
+  if ((base & 1u) == 0u && n == 32u) {
+    for (var k = 0u; k < 16u; k++) {
+      let pair = unpack2x16float(w[(base >> 1u) + k]);
+      (*v)[2u * k] = pair.x;
+      (*v)[2u * k + 1u] = pair.y;
+    }
+    return;
+  }
   for (var j = 0u; j < n; j++) {
     let h = base + j;
     (*v)[j] = unpack2x16float(w[h >> 1u] >> ((h & 1u) * 16u)).x;
@@ -69,6 +77,14 @@ fn act(x: f32) -> f32 {
 }
 fn unit(rowBase: u32, u: u32, n: u32, v: ptr<function, array<f32, 32>>) {
   let base = (rowBase >> 1u) + u * 32u;
+  if ((base & 1u) == 0u && n == 32u) {
+    for (var k = 0u; k < 16u; k++) {
+      let word = w[(base >> 1u) + k];
+      (*v)[2u * k] = bitcast<f32>(word << 16u);
+      (*v)[2u * k + 1u] = bitcast<f32>(word & 0xffff0000u);
+    }
+    return;
+  }
   for (var j = 0u; j < n; j++) {
     let h = base + j;
     (*v)[j] = bitcast<f32>(((w[h >> 1u] >> ((h & 1u) * 16u)) & 0xffffu) << 16u);
