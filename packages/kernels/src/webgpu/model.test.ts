@@ -144,4 +144,29 @@ describe.skipIf(SKIP_WEBGPU)('whole model on the WebGPU executor vs the CPU refe
       await source.close()
     }
   })
+
+  it('sessions stepping concurrently on one executor (shared scratch, separate device caches) equal sequential runs', async () => {
+    const config = PRESETS.tiny
+    const path = join(dir, 'concurrent-f32.gguf')
+    await writeGgufModel(path, config, randomWeights(config, 3), { dtype: 'f32', vocab: syntheticVocab() })
+    const source = await openModel(path)
+    try {
+      const ops = new BackendRegistry().ops(['cpu-reference'])
+      const model = await LocalModel.load(source, { ops, executor })
+      const prompts = [[5, 9, 200, 7], [300, 1, 2], [44, 45, 46, 47, 48, 49]]
+      const run = async (tokens: number[]): Promise<Float32Array[]> => {
+        const session = model.createSession(16)
+        const out = [await session.forwardAsync(tokens)]
+        for (let i = 0; i < 3; i++) out.push(await session.forwardAsync([argmax(out[out.length - 1])]))
+        session.dispose()
+        return out
+      }
+      const sequential: Float32Array[][] = []
+      for (const p of prompts) sequential.push(await run(p))
+      const concurrent = await Promise.all(prompts.map(run))
+      concurrent.forEach((steps, i) => steps.forEach((logits, j) => expect(logits, `session ${i} step ${j}`).toEqual(sequential[i][j])))
+    } finally {
+      await source.close()
+    }
+  })
 })
