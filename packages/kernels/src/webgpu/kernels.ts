@@ -6,7 +6,7 @@
 import type { DType, RopeStyle } from '../types.js'
 import {
   ACTIVATION_BLOCK, ACTIVATION_KIND, ADD_SHADER, ATTENTION_MAX_HEAD_DIM, ATTENTION_SHADER, ELEMENTWISE_WORKGROUP,
-  GPU_MATMUL_DTYPES, MATMUL_TOKENS, matmulShader, quantizeShader, RMS_NORM_SHADER, ROPE_SHADER, SWIGLU_SHADER
+  GPU_MATMUL_DTYPES, MATMUL_TOKENS_DECODE, MATMUL_TOKENS_PREFILL, matmulShader, quantizeShader, RMS_NORM_SHADER, ROPE_SHADER, SWIGLU_SHADER
 } from './shaders.js'
 
 /**
@@ -38,7 +38,8 @@ const MAP_READ = 0x0001 // GPUMapMode.READ
 /** the pipelines of every kernel, compiled once per device */
 export class GpuKernels {
   readonly device: GPUDevice
-  readonly matmul: ReadonlyMap<DType, GPUComputePipeline>
+  /** per weight dtype: [decode (one token per workgroup), prefill (a tile of tokens)] */
+  readonly matmul: ReadonlyMap<DType, [GPUComputePipeline, GPUComputePipeline]>
   readonly rmsNorm: GPUComputePipeline
   readonly rope: GPUComputePipeline
   readonly attention: GPUComputePipeline
@@ -50,7 +51,7 @@ export class GpuKernels {
 
   private constructor (device: GPUDevice, pipelines: Map<string, GPUComputePipeline>) {
     this.device = device
-    this.matmul = new Map(GPU_MATMUL_DTYPES.map(d => [d, pipelines.get(`matmul-${d}`)!]))
+    this.matmul = new Map(GPU_MATMUL_DTYPES.map(d => [d, [pipelines.get(`matmul-${d}-decode`)!, pipelines.get(`matmul-${d}-prefill`)!]]))
     this.rmsNorm = pipelines.get('rmsNorm')!
     this.rope = pipelines.get('rope')!
     this.attention = pipelines.get('attention')!
@@ -63,7 +64,8 @@ export class GpuKernels {
   /** `packedDot`: WGSL has dot4I8Packed (else the quantized matmuls unpack bytes themselves) */
   static async create (device: GPUDevice, packedDot = true): Promise<GpuKernels> {
     const sources: Array<[string, string]> = [
-      ...GPU_MATMUL_DTYPES.map((d): [string, string] => [`matmul-${d}`, matmulShader(d, packedDot)]),
+      ...GPU_MATMUL_DTYPES.map((d): [string, string] => [`matmul-${d}-decode`, matmulShader(d, packedDot, MATMUL_TOKENS_DECODE)]),
+      ...GPU_MATMUL_DTYPES.map((d): [string, string] => [`matmul-${d}-prefill`, matmulShader(d, packedDot, MATMUL_TOKENS_PREFILL)]),
       ['rmsNorm', RMS_NORM_SHADER], ['rope', ROPE_SHADER], ['attention', ATTENTION_SHADER],
       ['swiglu', SWIGLU_SHADER], ['add', ADD_SHADER],
       ['quantize-q8_0', quantizeShader('q8_0')], ['quantize-q8_K', quantizeShader('q8_K')]
@@ -144,15 +146,17 @@ export class StepEncoder {
     if (quantized ? x.kind !== kind : kind === 'q8_0' || kind === 'q8_K') {
       throw new Error(`${w.dtype} weights need a ${kind} activation, got ${quantized ? x.kind : 'f32'}`)
     }
+    const [decode, prefill] = this.kernels.matmul.get(w.dtype)!
+    const tokens = T === 1 ? MATMUL_TOKENS_DECODE : MATMUL_TOKENS_PREFILL
     for (const chunk of w.chunks) {
       const weight = { buffer: chunk.buffer }
       this.dispatches.push({
-        pipeline: this.kernels.matmul.get(w.dtype)!,
+        pipeline: T === 1 ? decode : prefill,
         bindings: quantized
           ? [weight, x.q, y, { buffer: bias ?? this.kernels.empty }, x.d]
           : [weight, x, y, { buffer: bias ?? this.kernels.empty }],
         params: params('uuuuuuuu', [chunk.rows, w.cols, T, w.rowBytes, bias === undefined ? 0 : 1, outOffset, w.rows, chunk.rowStart]),
-        workgroups: [chunk.rows, Math.ceil(T / MATMUL_TOKENS)]
+        workgroups: [chunk.rows, Math.ceil(T / tokens)]
       })
     }
   }

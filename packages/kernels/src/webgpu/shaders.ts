@@ -4,12 +4,14 @@
  *
  * Matmul walks each weight row in units of 32 elements (one q8_0/q4_0 block, one q4_K sub-block, a quarter of a
  * q6_K half-block, or 32 plain values with a bound check for odd column counts): one workgroup per output row and
- * tile of MATMUL_TOKENS tokens, so a unit is dequantized once and used for every token of the tile.
+ * tile of tokens (1 for decode, 8 for prefill), so a unit is dequantized once and used for every token of the tile.
  */
 import type { DType } from '../types.js'
 
 export const MATMUL_WORKGROUP = 64
-export const MATMUL_TOKENS = 4
+/** tokens per matmul workgroup: one for decode steps, a tile for prefill (each weight unit dequantized once per tile) */
+export const MATMUL_TOKENS_DECODE = 1
+export const MATMUL_TOKENS_PREFILL = 8
 export const NORM_WORKGROUP = 256
 export const ELEMENTWISE_WORKGROUP = 256
 export const ATTENTION_WORKGROUP = 64
@@ -240,12 +242,12 @@ const MATMUL_REDUCE = /* wgsl */`
     }
   }`
 
-const MATMUL_HEADER = /* wgsl */`
+const matmulHeader = (tokens: number): string => /* wgsl */`
 // rows of this weight chunk, which holds rows rowOffset.. of a matrix of rowStride rows
 struct Params { rows: u32, cols: u32, T: u32, rowBytes: u32, hasBias: u32, outOffset: u32, rowStride: u32, rowOffset: u32 }
 const WG = ${MATMUL_WORKGROUP}u;
-const TT = ${MATMUL_TOKENS}u;
-var<workgroup> partial: array<f32, ${MATMUL_WORKGROUP * MATMUL_TOKENS}>;
+const TT = ${tokens}u;
+var<workgroup> partial: array<f32, ${MATMUL_WORKGROUP * tokens}>;
 ${BYTE_HELPERS}`
 
 /**
@@ -254,7 +256,7 @@ ${BYTE_HELPERS}`
  * Bindings: 0 weight bytes, 1 activation (f32, or i32 quants), 2 out, 3 bias, then for quantized weights 4 the
  * activation's block scales; params last.
  */
-export function matmulShader (dtype: DType, packedDot = true): string {
+export function matmulShader (dtype: DType, packedDot = true, tokens = MATMUL_TOKENS_PREFILL): string {
   if (dtype === 'f32' || dtype === 'f16' || dtype === 'bf16') {
     return /* wgsl */`
 @group(0) @binding(0) var<storage, read> w: array<u32>;
@@ -262,7 +264,7 @@ export function matmulShader (dtype: DType, packedDot = true): string {
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
-${MATMUL_HEADER}
+${matmulHeader(tokens)}
 ${FLOAT_UNIT[dtype]}
 @compute @workgroup_size(${MATMUL_WORKGROUP})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
@@ -270,7 +272,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
   let t0 = wg.y * TT;
   let nUnits = (p.cols + 31u) / 32u;
   let rowBase = r * p.rowBytes;
-  var acc: array<f32, ${MATMUL_TOKENS}>;
+  var acc: array<f32, ${tokens}>;
   var v: array<f32, 32>;
   for (var u = tid; u < nUnits; u += WG) {
     let c0 = u * 32u;
@@ -298,7 +300,7 @@ ${MATMUL_REDUCE}
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read> xd: array<f32>;
 @group(0) @binding(5) var<uniform> p: Params;
-${MATMUL_HEADER}
+${matmulHeader(tokens)}
 ${QUANT_HELPERS}
 ${dot4Source(packedDot)}
 ${QUANT_UNIT[dtype as 'q8_0' | 'q4_0' | 'q4_K' | 'q6_K']}
@@ -309,7 +311,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
   let nUnits = p.cols / 32u;
   let xBlocks = p.cols / ${block}u;
   let rowBase = r * p.rowBytes;
-  var acc: array<f32, ${MATMUL_TOKENS}>;
+  var acc: array<f32, ${tokens}>;
   var wq: array<u32, 8>;
   for (var u = tid; u < nUnits; u += WG) {
     let un = unit(rowBase, u, &wq);
