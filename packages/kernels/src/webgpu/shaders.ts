@@ -46,51 +46,29 @@ export const ACTIVATION_KIND: Readonly<Record<DType, ActivationKind>> = {
 /** elements per scale of a quantized activation */
 export const ACTIVATION_BLOCK: Readonly<Record<'q8_0' | 'q8_K', number>> = { q8_0: 32, q8_K: 256 }
 
-/** float weights: fills v[0..n) with unit u of the row at byte rowBase; `act` rounds the activation as ggml does */
+/**
+ * float weights: `wval` reads element c of the row at byte rowBase; `act` rounds the activation as ggml does. Threads
+ * take elements tid, tid + 64, ..., so neighbouring threads read neighbouring words.
+ */
 const FLOAT_UNIT: Record<'f32' | 'f16' | 'bf16', string> = {
   f32: /* wgsl */`
 fn act(x: f32) -> f32 { return x; }
-fn unit(rowBase: u32, u: u32, n: u32, v: ptr<function, array<f32, 32>>) {
-  let base = (rowBase >> 2u) + u * 32u;
-  for (var j = 0u; j < n; j++) { (*v)[j] = bitcast<f32>(w[base + j]); }
-}`,
+fn wval(rowBase: u32, c: u32) -> f32 { return bitcast<f32>(w[(rowBase >> 2u) + c]); }`,
   f16: /* wgsl */`
 ${ROUND_F16}
 fn act(x: f32) -> f32 { return round_f16(x); }
-fn unit(rowBase: u32, u: u32, n: u32, v: ptr<function, array<f32, 32>>) {
-  let base = (rowBase >> 1u) + u * 32u;
-  if ((base & 1u) == 0u && n == 32u) {
-    for (var k = 0u; k < 16u; k++) {
-      let pair = unpack2x16float(w[(base >> 1u) + k]);
-      (*v)[2u * k] = pair.x;
-      (*v)[2u * k + 1u] = pair.y;
-    }
-    return;
-  }
-  for (var j = 0u; j < n; j++) {
-    let h = base + j;
-    (*v)[j] = unpack2x16float(w[h >> 1u] >> ((h & 1u) * 16u)).x;
-  }
+fn wval(rowBase: u32, c: u32) -> f32 {
+  let h = (rowBase >> 1u) + c;
+  return unpack2x16float(w[h >> 1u] >> ((h & 1u) * 16u)).x;
 }`,
   bf16: /* wgsl */`
 fn act(x: f32) -> f32 {
   let u = bitcast<u32>(x);
   return bitcast<f32>(((u + 0x7fffu + ((u >> 16u) & 1u)) >> 16u) << 16u);
 }
-fn unit(rowBase: u32, u: u32, n: u32, v: ptr<function, array<f32, 32>>) {
-  let base = (rowBase >> 1u) + u * 32u;
-  if ((base & 1u) == 0u && n == 32u) {
-    for (var k = 0u; k < 16u; k++) {
-      let word = w[(base >> 1u) + k];
-      (*v)[2u * k] = bitcast<f32>(word << 16u);
-      (*v)[2u * k + 1u] = bitcast<f32>(word & 0xffff0000u);
-    }
-    return;
-  }
-  for (var j = 0u; j < n; j++) {
-    let h = base + j;
-    (*v)[j] = bitcast<f32>(((w[h >> 1u] >> ((h & 1u) * 16u)) & 0xffffu) << 16u);
-  }
+fn wval(rowBase: u32, c: u32) -> f32 {
+  let h = (rowBase >> 1u) + c;
+  return bitcast<f32>(((w[h >> 1u] >> ((h & 1u) * 16u)) & 0xffffu) << 16u);
 }`
 }
 
@@ -224,19 +202,16 @@ fn dot4(a: u32, b: u32) -> i32 {
 }`
 }
 
+// one barrier, then thread tt sums token tt's 64 partial sums (a barrier tree costs more than it saves on CPU
+// Vulkan drivers, and these sums are short)
 const MATMUL_REDUCE = /* wgsl */`
   for (var tt = 0u; tt < TT; tt++) { partial[tt * WG + tid] = acc[tt]; }
   workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (tid < s) {
-      for (var tt = 0u; tt < TT; tt++) { partial[tt * WG + tid] += partial[tt * WG + tid + s]; }
-    }
-    workgroupBarrier();
-  }
   if (tid < TT && r < p.rows) {
     let t = t0 + tid;
     if (t < p.T) {
-      var o = partial[tid * WG];
+      var o = 0.0;
+      for (var i = 0u; i < WG; i++) { o += partial[tid * WG + i]; }
       if (p.hasBias != 0u) { o += bias[p.rowOffset + r]; }
       y[p.outOffset + t * p.rowStride + p.rowOffset + r] = o;
     }
@@ -270,22 +245,13 @@ ${FLOAT_UNIT[dtype]}
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
   let r = wg.x;
   let t0 = wg.y * TT;
-  let nUnits = (p.cols + 31u) / 32u;
   let rowBase = r * p.rowBytes;
   var acc: array<f32, ${tokens}>;
-  var v: array<f32, 32>;
-  for (var u = tid; u < nUnits; u += WG) {
-    let c0 = u * 32u;
-    let n = min(32u, p.cols - c0);
-    unit(rowBase, u, n, &v);
+  for (var c = tid; c < p.cols; c += WG) {
+    let wv = wval(rowBase, c);
     for (var tt = 0u; tt < TT; tt++) {
       let t = t0 + tt;
-      if (t < p.T) {
-        let xb = t * p.cols + c0;
-        var s = 0.0;
-        for (var j = 0u; j < n; j++) { s += v[j] * act(x[xb + j]); }
-        acc[tt] += s;
-      }
+      if (t < p.T) { acc[tt] += wv * act(x[t * p.cols + c]); }
     }
   }
 ${MATMUL_REDUCE}
