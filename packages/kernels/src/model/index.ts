@@ -123,9 +123,15 @@ export class BlockStack {
       throw new Error(`sequence of ${startPos + T} tokens exceeds the session's maximum length ${cache.maxLength}`)
     }
     const blocks = this.deviceBlocks.slice(range.start - this.start, range.end - this.start)
-    const out = await executor.forward(this.config, blocks, cache.device, hidden, T, startPos, this.invFreqs, options)
+    // the positions are taken before the device runs them: a second step on this cache issued before this one
+    // resolves queues behind it on the device and starts where it ends
     cache.length = startPos + T
-    return out
+    try {
+      return await executor.forward(this.config, blocks, cache.device, hidden, T, startPos, this.invFreqs, options)
+    } catch (error) {
+      if (cache.length === startPos + T) cache.length = startPos
+      throw error
+    }
   }
 
   private checkCache (cache: KvCache, range: { start: number, end: number }): void {

@@ -165,6 +165,12 @@ describe.skipIf(SKIP_WEBGPU)('whole model on the WebGPU executor vs the CPU refe
       for (const p of prompts) sequential.push(await run(p))
       const concurrent = await Promise.all(prompts.map(run))
       concurrent.forEach((steps, i) => steps.forEach((logits, j) => expect(logits, `session ${i} step ${j}`).toEqual(sequential[i][j])))
+      // steps of one session issued without awaiting each other run in order on the device
+      const session = model.createSession(16)
+      const pipelined = await Promise.all([session.forwardAsync(prompts[0]), ...[1, 2, 3].map(j => session.forwardAsync([argmax(sequential[0][j - 1])]))])
+      pipelined.forEach((logits, j) => expect(logits, `pipelined step ${j}`).toEqual(sequential[0][j]))
+      expect(session.position).toBe(prompts[0].length + 3)
+      session.dispose()
     } finally {
       await source.close()
     }
