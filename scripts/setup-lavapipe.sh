@@ -41,6 +41,7 @@ if [ ! -f "$LIBDIR/libvulkan_lvp.so" ]; then
   log "apt-get update (private list: ${URI%/} bookworm-backports)"
   apt-get "${APT_OPTS[@]}" update >&2 || { log "apt-get update failed (offline?)"; exit 1; }
   log "downloading mesa-vulkan-drivers libdrm2 libdrm-amdgpu1 from bookworm-backports"
+  rm -f "$ROOT"/debs/*.deb
   (cd "$ROOT/debs" && apt-get "${APT_OPTS[@]}" download \
       mesa-vulkan-drivers/bookworm-backports libdrm2/bookworm-backports libdrm-amdgpu1/bookworm-backports >&2) \
     || { log "apt-get download failed"; exit 1; }
