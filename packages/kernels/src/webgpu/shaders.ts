@@ -168,23 +168,28 @@ const QUANT_HELPERS = /* wgsl */`
 struct Unit { d: f32, dmin: f32, s0: i32, s1: i32 }
 /** the f16 at an even byte offset */
 fn f16_even(i: u32) -> f32 { return unpack2x16float(w[i >> 2u] >> ((i & 2u) * 8u)).x; }
-/** n words of bytes starting at byte offset i (any alignment) */
-fn funnel(i: u32, n: u32, out: ptr<function, array<u32, 8>>) {
+/** 8 (4) words of bytes starting at byte offset i, any alignment; branch-free so SIMD lanes do not diverge */
+fn funnel_word(lo: u32, hi: u32, sh: u32) -> u32 { return (lo >> sh) | select(0u, hi << (32u - sh), sh != 0u); }
+fn funnel8(i: u32, out: ptr<function, array<u32, 8>>) {
   let base = i >> 2u;
   let sh = (i & 3u) * 8u;
-  if (sh == 0u) {
-    for (var k = 0u; k < n; k++) { (*out)[k] = w[base + k]; }
-  } else {
-    var lo = w[base];
-    for (var k = 0u; k < n; k++) {
-      let hi = w[base + k + 1u];
-      (*out)[k] = (lo >> sh) | (hi << (32u - sh));
-      lo = hi;
-    }
+  var lo = w[base];
+  for (var k = 0u; k < 8u; k++) {
+    let hi = w[base + k + 1u];
+    (*out)[k] = funnel_word(lo, hi, sh);
+    lo = hi;
   }
 }
-fn funnel8(i: u32, out: ptr<function, array<u32, 8>>) { funnel(i, 8u, out); }
-fn funnel4(i: u32, out: ptr<function, array<u32, 8>>) { funnel(i, 4u, out); }
+fn funnel4(i: u32, out: ptr<function, array<u32, 8>>) {
+  let base = i >> 2u;
+  let sh = (i & 3u) * 8u;
+  var lo = w[base];
+  for (var k = 0u; k < 4u; k++) {
+    let hi = w[base + k + 1u];
+    (*out)[k] = funnel_word(lo, hi, sh);
+    lo = hi;
+  }
+}
 `
 
 /** dot product of 4 packed signed bytes: the WGSL built-in where the language feature is there, else unpacked */
