@@ -29,6 +29,7 @@ export interface QuantizedActivation { kind: 'q8_0' | 'q8_K', q: GpuRegion, d: G
 
 const PARAM_SLOT_BYTES = 256 // minUniformBufferOffsetAlignment
 const MAX_WORKGROUPS_PER_DIM = 65535
+const MAX_CACHED_BIND_GROUPS = 16384
 
 export const STORAGE_USAGE = 0x0080 | 0x0008 | 0x0004 // STORAGE | COPY_DST | COPY_SRC (GPUBufferUsage values)
 const UNIFORM_USAGE = 0x0040 | 0x0008 // UNIFORM | COPY_DST
@@ -48,6 +49,14 @@ export class GpuKernels {
   readonly quantize: ReadonlyMap<'q8_0' | 'q8_K', GPUComputePipeline>
   /** bound where a kernel takes an optional buffer that is absent (no bias) */
   readonly empty: GPUBuffer
+  // Bind groups cost ~30 us each to create (Dawn), ~10 ms per decode step of a 22-block model: they are cached by
+  // pipeline, buffers and parameter slot. Parameters live in one persistent uniform buffer, rewritten before each
+  // submit (queue order keeps a step in flight on its own values).
+  private readonly ids = new WeakMap<object, number>()
+  private nextId = 1
+  private readonly bindGroups = new Map<string, GPUBindGroup>()
+  private readonly layouts = new WeakMap<GPUComputePipeline, GPUBindGroupLayout>()
+  private params: GPUBuffer | undefined
 
   private constructor (device: GPUDevice, pipelines: Map<string, GPUComputePipeline>) {
     this.device = device
@@ -103,6 +112,51 @@ export class GpuKernels {
 
   encoder (): StepEncoder {
     return new StepEncoder(this)
+  }
+
+  private id (o: object): number {
+    let id = this.ids.get(o)
+    if (id === undefined) {
+      id = this.nextId++
+      this.ids.set(o, id)
+    }
+    return id
+  }
+
+  /** the persistent parameter buffer, at least `bytes` long (a larger one replaces it, and the cached bind groups) */
+  paramBuffer (bytes: number): GPUBuffer {
+    if (this.params === undefined || this.params.size < bytes) {
+      let size = PARAM_SLOT_BYTES * 64
+      while (size < bytes) size *= 2
+      this.params = this.device.createBuffer({ size, usage: UNIFORM_USAGE, label: 'kernel parameters' })
+      this.bindGroups.clear()
+    }
+    return this.params
+  }
+
+  /** the bind group of `regions` (bindings 0..n-1) and parameter slot `offset` of `params` (binding n) */
+  bindGroup (pipeline: GPUComputePipeline, regions: GpuRegion[], params: GPUBuffer, offset: number, size: number): GPUBindGroup {
+    const key = `${this.id(pipeline)}|${regions.map(r => `${this.id(r.buffer)}:${r.offset ?? ''}:${r.size ?? ''}`).join('|')}|${this.id(params)}:${offset}:${size}`
+    let group = this.bindGroups.get(key)
+    if (group === undefined) {
+      let layout = this.layouts.get(pipeline)
+      if (layout === undefined) {
+        layout = pipeline.getBindGroupLayout(0)
+        this.layouts.set(pipeline, layout)
+      }
+      const entries: GPUBindGroupEntry[] = regions.map((region, binding) => ({
+        binding,
+        resource: region.offset === undefined && region.size === undefined
+          ? { buffer: region.buffer }
+          : { buffer: region.buffer, offset: region.offset ?? 0, size: region.size }
+      }))
+      entries.push({ binding: regions.length, resource: { buffer: params, offset, size } })
+      group = this.device.createBindGroup({ layout, entries })
+      // bounded: groups of closed sessions' caches are never asked for again
+      if (this.bindGroups.size >= MAX_CACHED_BIND_GROUPS) this.bindGroups.clear()
+      this.bindGroups.set(key, group)
+    }
+    return group
   }
 }
 
@@ -214,7 +268,7 @@ export class StepEncoder {
   async submit (readback?: { buffer: GPUBuffer, offset?: number, floats: number }): Promise<Float32Array | undefined> {
     const { device } = this.kernels
     const n = this.dispatches.length
-    const uniforms = device.createBuffer({ size: Math.max(1, n) * PARAM_SLOT_BYTES, usage: UNIFORM_USAGE })
+    const uniforms = this.kernels.paramBuffer(Math.max(1, n) * PARAM_SLOT_BYTES)
     const packed = new Uint8Array(Math.max(1, n) * PARAM_SLOT_BYTES)
     this.dispatches.forEach((d, i) => packed.set(new Uint8Array(d.params), i * PARAM_SLOT_BYTES))
     device.queue.writeBuffer(uniforms, 0, packed)
@@ -222,15 +276,8 @@ export class StepEncoder {
     if (n > 0) {
       const pass = encoder.beginComputePass()
       this.dispatches.forEach((d, i) => {
-        const entries: GPUBindGroupEntry[] = d.bindings.map((region, binding) => ({
-          binding,
-          resource: region.offset === undefined && region.size === undefined
-            ? { buffer: region.buffer }
-            : { buffer: region.buffer, offset: region.offset ?? 0, size: region.size }
-        }))
-        entries.push({ binding: d.bindings.length, resource: { buffer: uniforms, offset: i * PARAM_SLOT_BYTES, size: d.params.byteLength } })
         pass.setPipeline(d.pipeline)
-        pass.setBindGroup(0, device.createBindGroup({ layout: d.pipeline.getBindGroupLayout(0), entries }))
+        pass.setBindGroup(0, this.kernels.bindGroup(d.pipeline, d.bindings, uniforms, i * PARAM_SLOT_BYTES, d.params.byteLength))
         pass.dispatchWorkgroups(d.workgroups[0], d.workgroups[1])
       })
       pass.end()
@@ -251,7 +298,6 @@ export class StepEncoder {
       return new Float32Array(staging.getMappedRange(0, readback!.floats * 4).slice(0))
     } finally {
       staging?.destroy()
-      uniforms.destroy()
     }
   }
 }
