@@ -79,11 +79,13 @@ export class WebGpuBlockExecutor implements WebGpuExecutor {
   readonly kernels: GpuKernels
   /** largest weight buffer: the device's largest storage binding unless set smaller (tests) */
   private readonly maxChunkBytes: number
+  private readonly maxStepTokens: number
   private scratch: Scratch | undefined
   private scratchConfig: ModelConfig | undefined
 
-  constructor (gpu: WebGpuDevice, kernels: GpuKernels, options: { maxWeightChunkBytes?: number } = {}) {
+  constructor (gpu: WebGpuDevice, kernels: GpuKernels, options: WebGpuExecutorOptions = {}) {
     this.maxChunkBytes = Math.min(options.maxWeightChunkBytes ?? Infinity, kernels.device.limits.maxStorageBufferBindingSize)
+    this.maxStepTokens = options.maxTokensPerStep ?? Infinity
     this.adapterName = gpu.adapterName
     this.isFallbackAdapter = gpu.isFallbackAdapter
     this.name = `webgpu (${gpu.adapterName})`
@@ -131,6 +133,10 @@ export class WebGpuBlockExecutor implements WebGpuExecutor {
 
   createCache (config: ModelConfig, nBlocks: number, maxLength: number): DeviceKvCache {
     const kvDim = config.nKvHeads * config.headDim
+    const max = this.device.limits.maxStorageBufferBindingSize
+    if (maxLength * kvDim * 4 > max) {
+      throw new Error(`a KV cache of ${maxLength} positions x ${kvDim} values per block exceeds the device's largest storage binding (${max} bytes): at most ${Math.floor(max / (kvDim * 4))} positions`)
+    }
     const keys: GPUBuffer[] = []
     const values: GPUBuffer[] = []
     for (let i = 0; i < nBlocks; i++) {
@@ -138,6 +144,14 @@ export class WebGpuBlockExecutor implements WebGpuExecutor {
       values.push(this.kernels.storage(maxLength * kvDim, `values ${i}`))
     }
     return new GpuKvCache(keys, values, maxLength, 2 * nBlocks * maxLength * kvDim * 4)
+  }
+
+  /** the most tokens one step holds: the widest activation buffer must fit one storage binding */
+  maxTokensPerStep (c: ModelConfig): number {
+    const widestRowBytes = 4 * Math.max(c.dim, c.nHeads * c.headDim, c.ffnDim)
+    let capacity = 1
+    while (capacity * 2 * widestRowBytes <= this.device.limits.maxStorageBufferBindingSize && capacity < 4096) capacity *= 2
+    return Math.min(capacity, this.maxStepTokens)
   }
 
   private scratchFor (c: ModelConfig, T: number): Scratch {
@@ -174,6 +188,17 @@ export class WebGpuBlockExecutor implements WebGpuExecutor {
     if (cache.keys.length !== blocks.length) throw new Error(`the cache holds ${cache.keys.length} blocks, ${blocks.length} given`)
     if (hidden.length !== T * c.dim) throw new Error(`hidden states hold ${hidden.length} values, expected ${T} x ${c.dim}`)
     if (startPos + T > cache.maxLength) throw new Error(`sequence of ${startPos + T} tokens exceeds the cache's ${cache.maxLength}`)
+    // a long prompt goes through in slices that fit the activation buffers (all blocks per slice: causal attention
+    // only needs the earlier slices' keys and values, which are in the cache by then)
+    const maxT = this.maxTokensPerStep(c)
+    if (T > maxT) {
+      const out = new Float32Array(T * c.dim)
+      for (let t0 = 0; t0 < T; t0 += maxT) {
+        const n = Math.min(maxT, T - t0)
+        out.set(await this.forward(c, blocks, deviceCache, hidden.subarray(t0 * c.dim, (t0 + n) * c.dim), n, startPos + t0, invFreqs, options), t0 * c.dim)
+      }
+      return out
+    }
     const s = this.scratchFor(c, T)
     const queue = this.device.queue
     queue.writeBuffer(s.x, 0, hidden)
@@ -243,4 +268,6 @@ export interface WebGpuExecutorOptions {
   packedDot?: boolean
   /** split weights into buffers of at most this many bytes (default: the device's largest storage binding) */
   maxWeightChunkBytes?: number
+  /** run longer prompts in slices of at most this many tokens (default: what the activation buffers can hold) */
+  maxTokensPerStep?: number
 }

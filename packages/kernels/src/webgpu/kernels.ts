@@ -268,28 +268,40 @@ export class StepEncoder {
   async submit (readback?: { buffer: GPUBuffer, offset?: number, floats: number }): Promise<Float32Array | undefined> {
     const { device } = this.kernels
     const n = this.dispatches.length
-    const uniforms = this.kernels.paramBuffer(Math.max(1, n) * PARAM_SLOT_BYTES)
-    const packed = new Uint8Array(Math.max(1, n) * PARAM_SLOT_BYTES)
-    this.dispatches.forEach((d, i) => packed.set(new Uint8Array(d.params), i * PARAM_SLOT_BYTES))
-    device.queue.writeBuffer(uniforms, 0, packed)
-    const encoder = device.createCommandEncoder()
-    if (n > 0) {
-      const pass = encoder.beginComputePass()
-      this.dispatches.forEach((d, i) => {
-        pass.setPipeline(d.pipeline)
-        pass.setBindGroup(0, this.kernels.bindGroup(d.pipeline, d.bindings, uniforms, i * PARAM_SLOT_BYTES, d.params.byteLength))
-        pass.dispatchWorkgroups(d.workgroups[0], d.workgroups[1])
-      })
-      pass.end()
-    }
+    // validation errors (a binding too large, a bad offset) would otherwise surface only as a console warning
+    device.pushErrorScope('validation')
     let staging: GPUBuffer | undefined
-    if (readback !== undefined) {
-      staging = device.createBuffer({ size: Math.max(16, readback.floats * 4), usage: READBACK_USAGE })
-      encoder.copyBufferToBuffer(readback.buffer, readback.offset ?? 0, staging, 0, readback.floats * 4)
-    }
-    device.queue.submit([encoder.finish()])
-    this.dispatches.length = 0
     try {
+      const uniforms = this.kernels.paramBuffer(Math.max(1, n) * PARAM_SLOT_BYTES)
+      const packed = new Uint8Array(Math.max(1, n) * PARAM_SLOT_BYTES)
+      this.dispatches.forEach((d, i) => packed.set(new Uint8Array(d.params), i * PARAM_SLOT_BYTES))
+      device.queue.writeBuffer(uniforms, 0, packed)
+      const encoder = device.createCommandEncoder()
+      if (n > 0) {
+        const pass = encoder.beginComputePass()
+        this.dispatches.forEach((d, i) => {
+          pass.setPipeline(d.pipeline)
+          pass.setBindGroup(0, this.kernels.bindGroup(d.pipeline, d.bindings, uniforms, i * PARAM_SLOT_BYTES, d.params.byteLength))
+          pass.dispatchWorkgroups(d.workgroups[0], d.workgroups[1])
+        })
+        pass.end()
+      }
+      if (readback !== undefined) {
+        staging = device.createBuffer({ size: Math.max(16, readback.floats * 4), usage: READBACK_USAGE })
+        encoder.copyBufferToBuffer(readback.buffer, readback.offset ?? 0, staging, 0, readback.floats * 4)
+      }
+      device.queue.submit([encoder.finish()])
+    } catch (error) {
+      staging?.destroy()
+      void device.popErrorScope()
+      throw error
+    } finally {
+      this.dispatches.length = 0
+    }
+    const validation = device.popErrorScope()
+    try {
+      const error = await validation
+      if (error !== null) throw new Error(`WebGPU validation error: ${error.message}`)
       if (staging === undefined) {
         await device.queue.onSubmittedWorkDone()
         return undefined

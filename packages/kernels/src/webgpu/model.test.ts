@@ -23,7 +23,7 @@ import { openModel } from '../formats/index.js'
 import { AsyncExecutorError, BlockStack, LocalModel } from '../model/index.js'
 import { syntheticVocab, tokenizerJsonFromVocab } from '../tokenizer/vocab.js'
 import type { ModelConfig } from '../types.js'
-import type { WebGpuBlockExecutor } from './executor.js'
+import { createWebGpuExecutor, type WebGpuBlockExecutor } from './executor.js'
 import { argmax, nmse, randomArray, SKIP_WEBGPU, testExecutor } from './test-support.js'
 
 const TOLERANCE: Record<string, number> = { f32: 1e-6, f16: 1e-6, bf16: 1e-6, q8_0: 1e-3, q4_0: 1e-3, q4_K: 1e-3, q6_K: 1e-3 }
@@ -174,5 +174,31 @@ describe.skipIf(SKIP_WEBGPU)('whole model on the WebGPU executor vs the CPU refe
     } finally {
       await source.close()
     }
+  })
+
+  it('a prompt longer than one step holds runs in slices and gives the same logits', async () => {
+    const config = PRESETS.tiny
+    const path = join(dir, 'slices-q8_0.gguf')
+    await writeGgufModel(path, config, randomWeights(config, 4), { dtype: 'q8_0', vocab: syntheticVocab() })
+    const sliced = await createWebGpuExecutor({ maxTokensPerStep: 4 })
+    const source = await openModel(path)
+    try {
+      expect(sliced.maxTokensPerStep(config)).toBe(4)
+      const ops = new BackendRegistry().ops(['cpu-reference'])
+      const tokens = Array.from({ length: 11 }, (_, i) => (i * 53 + 2) % config.vocabSize)
+      const whole = (await LocalModel.load(source, { ops, executor })).createSession(16)
+      const inSlices = (await LocalModel.load(source, { ops, executor: sliced })).createSession(16)
+      expect(await inSlices.forwardAsync(tokens, { allLogits: true })).toEqual(await whole.forwardAsync(tokens, { allLogits: true }))
+      expect(await inSlices.forwardAsync([3])).toEqual(await whole.forwardAsync([3]))
+    } finally {
+      await source.close()
+      sliced.close()
+    }
+  })
+
+  it('a KV cache larger than one storage binding is refused with a clear error', () => {
+    const max = executor.kernels.device.limits.maxStorageBufferBindingSize
+    const kvDim = PRESETS.tiny.nKvHeads * PRESETS.tiny.headDim
+    expect(() => executor.createCache(PRESETS.tiny, 1, Math.ceil(max / (kvDim * 4)) + 1)).toThrow(/largest storage binding/)
   })
 })
