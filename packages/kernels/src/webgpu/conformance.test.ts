@@ -122,6 +122,23 @@ describe.skipIf(SKIP_WEBGPU)('WebGPU kernels vs the CPU reference', () => {
     }
   })
 
+  it('split attention (flash-decoding: keys over several workgroups, then combined) for decode steps', async () => {
+    let seed = 3500
+    for (const [nHeads, nKvHeads, headDim] of [[4, 2, 16], [8, 2, 64], [6, 3, 10], [2, 1, 128]]) {
+      for (const [T, startPos, keysPerSplit] of [[1, 9, 4], [1, 130, 64], [1, 300, 100], [3, 40, 16], [4, 257, 256], [2, 5, 64]]) {
+        const maxLen = startPos + T + 3
+        const kvDim = nKvHeads * headDim
+        const q = randomArray(T * nHeads * headDim, seed++, 2)
+        const k = randomArray(maxLen * kvDim, seed++, 2)
+        const v = randomArray(maxLen * kvDim, seed++)
+        const ref = new Float32Array(T * nHeads * headDim)
+        reference.attention(ref, q, k, v, T, startPos, nHeads, nKvHeads, headDim)
+        const out = await ops.attention(q, k, v, T, startPos, nHeads, nKvHeads, headDim, keysPerSplit)
+        expect(record('attention (split)', nmse(out, ref)), `${nHeads}/${nKvHeads}x${headDim} T ${T} pos ${startPos} split ${keysPerSplit}`).toBeLessThanOrEqual(1e-10)
+      }
+    }
+  })
+
   it('attention softmax is stable for large scores', async () => {
     const [nHeads, nKvHeads, headDim, T] = [2, 1, 8, 80]
     const q = randomArray(T * nHeads * headDim, 1, 300)
@@ -132,6 +149,9 @@ describe.skipIf(SKIP_WEBGPU)('WebGPU kernels vs the CPU reference', () => {
     const out = await ops.attention(q, k, v, T, 0, nHeads, nKvHeads, headDim)
     expect(out.every(Number.isFinite)).toBe(true)
     expect(record('attention', nmse(out, ref))).toBeLessThanOrEqual(1e-10)
+    const split = await ops.attention(q.subarray((T - 1) * nHeads * headDim), k, v, 1, T - 1, nHeads, nKvHeads, headDim, 16)
+    expect(split.every(Number.isFinite)).toBe(true)
+    expect(record('attention (split)', nmse(split, ref.subarray((T - 1) * nHeads * headDim)))).toBeLessThanOrEqual(1e-10)
   })
 
   it('swiglu and add', async () => {

@@ -8,7 +8,7 @@ import { rowBytes } from '../quant/index.js'
 import type { ModelConfig, Tensor } from '../types.js'
 import { requestWebGpuDevice, type WebGpuDevice } from './device.js'
 import { GpuKernels, type GpuRegion, type GpuWeight, type QuantizedActivation, type StepEncoder } from './kernels.js'
-import { ACTIVATION_KIND, ATTENTION_MAX_HEAD_DIM, GPU_MATMUL_DTYPES } from './shaders.js'
+import { ACTIVATION_KIND, ATTENTION_KEYS_PER_SPLIT, ATTENTION_MAX_HEAD_DIM, ATTENTION_SPLIT_MAX_TOKENS, GPU_MATMUL_DTYPES } from './shaders.js'
 
 interface GpuBlock extends DeviceBlock {
   attnNorm: GPUBuffer
@@ -80,12 +80,15 @@ export class WebGpuBlockExecutor implements WebGpuExecutor {
   /** largest weight buffer: the device's largest storage binding unless set smaller (tests) */
   private readonly maxChunkBytes: number
   private readonly maxStepTokens: number
+  private readonly keysPerSplit: number
+  private partials: GPUBuffer | undefined
   private scratch: Scratch | undefined
   private scratchConfig: ModelConfig | undefined
 
   constructor (gpu: WebGpuDevice, kernels: GpuKernels, options: WebGpuExecutorOptions = {}) {
     this.maxChunkBytes = Math.min(options.maxWeightChunkBytes ?? Infinity, kernels.device.limits.maxStorageBufferBindingSize)
     this.maxStepTokens = options.maxTokensPerStep ?? Infinity
+    this.keysPerSplit = options.attentionKeysPerSplit ?? ATTENTION_KEYS_PER_SPLIT
     this.adapterName = gpu.adapterName
     this.isFallbackAdapter = gpu.isFallbackAdapter
     this.name = `webgpu (${gpu.adapterName})`
@@ -144,6 +147,24 @@ export class WebGpuBlockExecutor implements WebGpuExecutor {
       values.push(this.kernels.storage(maxLength * kvDim, `values ${i}`))
     }
     return new GpuKvCache(keys, values, maxLength, 2 * nBlocks * maxLength * kvDim * 4)
+  }
+
+  /**
+   * Decode steps over a long cache spread each head's keys over workgroups of ATTENTION_KEYS_PER_SPLIT keys (one
+   * workgroup per head would leave most of a GPU idle); the partial results need a buffer, grown on demand.
+   */
+  private attentionSplit (c: ModelConfig, T: number, startPos: number): { partials: GpuRegion, keysPerSplit: number } | undefined {
+    const keysPerSplit = this.keysPerSplit
+    const nSplits = Math.ceil((startPos + T) / keysPerSplit)
+    if (T > ATTENTION_SPLIT_MAX_TOKENS || nSplits < 2) return undefined
+    const floats = T * c.nHeads * nSplits * (c.headDim + 2)
+    if (this.partials === undefined || this.partials.size < floats * 4) {
+      let size = 1 << 16
+      while (size < floats * 4) size *= 2
+      if (size > this.device.limits.maxStorageBufferBindingSize) return undefined
+      this.partials = this.kernels.storage(size / 4, 'attention partials')
+    }
+    return { partials: { buffer: this.partials }, keysPerSplit }
   }
 
   /** the most tokens one step holds: the widest activation buffer must fit one storage binding */
@@ -205,6 +226,7 @@ export class WebGpuBlockExecutor implements WebGpuExecutor {
     queue.writeBuffer(s.cs, 0, ropeTable(invFreqs, startPos, T))
     const kvDim = c.nKvHeads * c.headDim
     const kvOffset = startPos * kvDim
+    const split = this.attentionSplit(c, T, startPos)
     const enc = this.kernels.encoder()
     const x = { buffer: s.x }
     const xb = { buffer: s.xb }
@@ -219,7 +241,7 @@ export class WebGpuBlockExecutor implements WebGpuExecutor {
       enc.matmul(values, w.wv, a(w.wv), T, w.bv, kvOffset)
       enc.rope({ buffer: s.q }, { buffer: s.cs }, T, c.nHeads, c.headDim, c.ropeStyle)
       enc.rope(keys, { buffer: s.cs }, T, c.nKvHeads, c.headDim, c.ropeStyle, kvOffset)
-      enc.attention({ buffer: s.att }, { buffer: s.q }, keys, values, T, startPos, c.nHeads, c.nKvHeads, c.headDim)
+      enc.attention({ buffer: s.att }, { buffer: s.q }, keys, values, T, startPos, c.nHeads, c.nKvHeads, c.headDim, split)
       a = activationFor(enc, { buffer: s.att }, T, c.nHeads * c.headDim, [w.wo], s)
       enc.matmul({ buffer: s.proj }, w.wo, a(w.wo), T)
       enc.add(x, { buffer: s.proj }, T * c.dim)
@@ -270,4 +292,6 @@ export interface WebGpuExecutorOptions {
   maxWeightChunkBytes?: number
   /** run longer prompts in slices of at most this many tokens (default: what the activation buffers can hold) */
   maxTokensPerStep?: number
+  /** keys per workgroup of split attention in decode steps (default ATTENTION_KEYS_PER_SPLIT; tests use small ones) */
+  attentionKeysPerSplit?: number
 }

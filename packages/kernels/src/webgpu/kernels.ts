@@ -5,7 +5,7 @@
  */
 import type { DType, RopeStyle } from '../types.js'
 import {
-  ACTIVATION_BLOCK, ACTIVATION_KIND, ADD_SHADER, ATTENTION_MAX_HEAD_DIM, ATTENTION_SHADER, ELEMENTWISE_WORKGROUP,
+  ACTIVATION_BLOCK, ACTIVATION_KIND, ADD_SHADER, ATTENTION_COMBINE_SHADER, ATTENTION_MAX_HEAD_DIM, attentionShader, ELEMENTWISE_WORKGROUP,
   GPU_MATMUL_DTYPES, MATMUL_TOKENS_DECODE, MATMUL_TOKENS_PREFILL, matmulShader, quantizeShader, RMS_NORM_SHADER, ROPE_SHADER, SWIGLU_SHADER
 } from './shaders.js'
 
@@ -44,6 +44,8 @@ export class GpuKernels {
   readonly rmsNorm: GPUComputePipeline
   readonly rope: GPUComputePipeline
   readonly attention: GPUComputePipeline
+  readonly attentionSplit: GPUComputePipeline
+  readonly attentionCombine: GPUComputePipeline
   readonly swiglu: GPUComputePipeline
   readonly add: GPUComputePipeline
   readonly quantize: ReadonlyMap<'q8_0' | 'q8_K', GPUComputePipeline>
@@ -64,6 +66,8 @@ export class GpuKernels {
     this.rmsNorm = pipelines.get('rmsNorm')!
     this.rope = pipelines.get('rope')!
     this.attention = pipelines.get('attention')!
+    this.attentionSplit = pipelines.get('attention-split')!
+    this.attentionCombine = pipelines.get('attention-combine')!
     this.swiglu = pipelines.get('swiglu')!
     this.add = pipelines.get('add')!
     this.quantize = new Map([['q8_0', pipelines.get('quantize-q8_0')!], ['q8_K', pipelines.get('quantize-q8_K')!]])
@@ -75,7 +79,8 @@ export class GpuKernels {
     const sources: Array<[string, string]> = [
       ...GPU_MATMUL_DTYPES.map((d): [string, string] => [`matmul-${d}-decode`, matmulShader(d, packedDot, MATMUL_TOKENS_DECODE)]),
       ...GPU_MATMUL_DTYPES.map((d): [string, string] => [`matmul-${d}-prefill`, matmulShader(d, packedDot, MATMUL_TOKENS_PREFILL)]),
-      ['rmsNorm', RMS_NORM_SHADER], ['rope', ROPE_SHADER], ['attention', ATTENTION_SHADER],
+      ['rmsNorm', RMS_NORM_SHADER], ['rope', ROPE_SHADER], ['attention', attentionShader(false)], ['attention-split', attentionShader(true)],
+      ['attention-combine', ATTENTION_COMBINE_SHADER],
       ['swiglu', SWIGLU_SHADER], ['add', ADD_SHADER],
       ['quantize-q8_0', quantizeShader('q8_0')], ['quantize-q8_K', quantizeShader('q8_K')]
     ]
@@ -164,7 +169,7 @@ interface Dispatch {
   pipeline: GPUComputePipeline
   bindings: GpuRegion[]
   params: ArrayBuffer
-  workgroups: [number, number]
+  workgroups: [number, number] | [number, number, number]
 }
 
 /** little-endian param record: 'u' for u32, 'f' for f32, one letter per field */
@@ -243,13 +248,36 @@ export class StepEncoder {
     })
   }
 
-  attention (y: GpuRegion, q: GpuRegion, keys: GpuRegion, values: GpuRegion, T: number, startPos: number, nHeads: number, nKvHeads: number, headDim: number): void {
+  /**
+   * Causal attention of T tokens at startPos over the cache. With `split`, the keys are spread over workgroups of
+   * `keysPerSplit` keys each (flash-decoding) whose partial results go to `partials` ([T, nHeads, splits, headDim + 2])
+   * and are combined after.
+   */
+  attention (y: GpuRegion, q: GpuRegion, keys: GpuRegion, values: GpuRegion, T: number, startPos: number, nHeads: number,
+    nKvHeads: number, headDim: number, split?: { partials: GpuRegion, keysPerSplit: number }): void {
     if (headDim > ATTENTION_MAX_HEAD_DIM) throw new Error(`attention kernel holds head dims up to ${ATTENTION_MAX_HEAD_DIM}, got ${headDim}`)
     if (nHeads % nKvHeads !== 0) throw new Error(`${nHeads} heads do not split into ${nKvHeads} kv heads`)
+    const scale = 1 / Math.sqrt(headDim)
+    if (split === undefined) {
+      this.dispatches.push({
+        pipeline: this.kernels.attention,
+        bindings: [q, keys, values, y],
+        params: params('uuuuufuu', [T, startPos, nHeads, nKvHeads, headDim, scale, 0xffffffff, 1]),
+        workgroups: [nHeads, T]
+      })
+      return
+    }
+    const nSplits = Math.ceil((startPos + T) / split.keysPerSplit)
     this.dispatches.push({
-      pipeline: this.kernels.attention,
-      bindings: [q, keys, values, y],
-      params: params('uuuuuf', [T, startPos, nHeads, nKvHeads, headDim, 1 / Math.sqrt(headDim)]),
+      pipeline: this.kernels.attentionSplit,
+      bindings: [q, keys, values, split.partials],
+      params: params('uuuuufuu', [T, startPos, nHeads, nKvHeads, headDim, scale, split.keysPerSplit, nSplits]),
+      workgroups: [nHeads, T, nSplits]
+    })
+    this.dispatches.push({
+      pipeline: this.kernels.attentionCombine,
+      bindings: [split.partials, y],
+      params: params('uuu', [nHeads, headDim, nSplits]),
       workgroups: [nHeads, T]
     })
   }
@@ -282,7 +310,7 @@ export class StepEncoder {
         this.dispatches.forEach((d, i) => {
           pass.setPipeline(d.pipeline)
           pass.setBindGroup(0, this.kernels.bindGroup(d.pipeline, d.bindings, uniforms, i * PARAM_SLOT_BYTES, d.params.byteLength))
-          pass.dispatchWorkgroups(d.workgroups[0], d.workgroups[1])
+          pass.dispatchWorkgroups(d.workgroups[0], d.workgroups[1], d.workgroups[2] ?? 1)
         })
         pass.end()
       }

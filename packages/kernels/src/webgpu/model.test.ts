@@ -196,6 +196,27 @@ describe.skipIf(SKIP_WEBGPU)('whole model on the WebGPU executor vs the CPU refe
     }
   })
 
+  it('decode steps with split attention (flash-decoding) give the logits of single-pass attention', async () => {
+    const config = PRESETS.tiny
+    const path = join(dir, 'split-f32.gguf')
+    await writeGgufModel(path, config, randomWeights(config, 6), { dtype: 'f32', vocab: syntheticVocab() })
+    const splitting = await createWebGpuExecutor({ attentionKeysPerSplit: 3 })
+    const source = await openModel(path)
+    try {
+      const ops = new BackendRegistry().ops(['cpu-reference'])
+      const tokens = Array.from({ length: 10 }, (_, i) => (i * 31 + 7) % config.vocabSize)
+      const single = (await LocalModel.load(source, { ops, executor })).createSession(32)
+      const split = (await LocalModel.load(source, { ops, executor: splitting })).createSession(32)
+      expect(nmse(await split.forwardAsync(tokens), await single.forwardAsync(tokens))).toBeLessThanOrEqual(1e-10)
+      for (const token of [5, 77, 300, 2, 9]) {
+        expect(nmse(await split.forwardAsync([token]), await single.forwardAsync([token])), `token ${token}`).toBeLessThanOrEqual(1e-10)
+      }
+    } finally {
+      await source.close()
+      splitting.close()
+    }
+  })
+
   it('a KV cache larger than one storage binding is refused with a clear error', () => {
     const max = executor.kernels.device.limits.maxStorageBufferBindingSize
     const kvDim = PRESETS.tiny.nKvHeads * PRESETS.tiny.headDim

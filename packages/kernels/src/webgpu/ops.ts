@@ -57,17 +57,20 @@ export class WebGpuOps {
     }
   }
 
+  /** with `keysPerSplit`, the split (flash-decoding) kernel pair */
   async attention (q: Float32Array, kCache: Float32Array, vCache: Float32Array, T: number, startPos: number,
-    nHeads: number, nKvHeads: number, headDim: number): Promise<Float32Array> {
+    nHeads: number, nKvHeads: number, headDim: number, keysPerSplit?: number): Promise<Float32Array> {
     const qb = this.kernels.upload(q)
     const kb = this.kernels.upload(kCache)
     const vb = this.kernels.upload(vCache)
     const out = this.kernels.storage(T * nHeads * headDim)
+    const partials = keysPerSplit === undefined ? undefined : this.kernels.storage(T * nHeads * Math.ceil((startPos + T) / keysPerSplit) * (headDim + 2))
+    const split = partials === undefined ? undefined : { partials: { buffer: partials }, keysPerSplit: keysPerSplit! }
     try {
-      return await this.run(enc => enc.attention({ buffer: out }, { buffer: qb }, { buffer: kb }, { buffer: vb }, T, startPos, nHeads, nKvHeads, headDim),
+      return await this.run(enc => enc.attention({ buffer: out }, { buffer: qb }, { buffer: kb }, { buffer: vb }, T, startPos, nHeads, nKvHeads, headDim, split),
         out, T * nHeads * headDim)
     } finally {
-      for (const b of [qb, kb, vb, out]) b.destroy()
+      for (const b of [qb, kb, vb, out, partials]) b?.destroy()
     }
   }
 

@@ -15,6 +15,9 @@ export const MATMUL_TOKENS_PREFILL = 8
 export const NORM_WORKGROUP = 256
 export const ELEMENTWISE_WORKGROUP = 256
 export const ATTENTION_WORKGROUP = 64
+/** split attention (flash-decoding): keys per workgroup, and when to split (a few tokens over a long cache) */
+export const ATTENTION_KEYS_PER_SPLIT = 256
+export const ATTENTION_SPLIT_MAX_TOKENS = 4
 /** largest head dimension the attention kernel holds (each of its 64 threads owns headDim/64 output values) */
 export const ATTENTION_MAX_HEAD_DIM = 256
 
@@ -407,12 +410,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
  * (one score per thread), running max and sum rescaled per tile (online softmax, FlashAttention-style), each thread
  * owning headDim/64 output values. GQA: head h reads kv head h / (nHeads / nKvHeads).
  */
-export const ATTENTION_SHADER = /* wgsl */`
-struct Params { T: u32, startPos: u32, nHeads: u32, nKvHeads: u32, headDim: u32, scale: f32 }
+export function attentionShader (split: boolean): string {
+  return /* wgsl */`
+struct Params { T: u32, startPos: u32, nHeads: u32, nKvHeads: u32, headDim: u32, scale: f32, keysPerSplit: u32, nSplits: u32 }
 @group(0) @binding(0) var<storage, read> q: array<f32>;
 @group(0) @binding(1) var<storage, read> kc: array<f32>;
 @group(0) @binding(2) var<storage, read> vc: array<f32>;
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>; // out, or the splits' (m, l, acc[headDim])
 @group(0) @binding(4) var<uniform> p: Params;
 const WG = ${ATTENTION_WORKGROUP}u;
 const PER_THREAD = ${ATTENTION_MAX_HEAD_DIM / ATTENTION_WORKGROUP}u;
@@ -427,13 +431,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
   let kvStride = p.nKvHeads * hd;
   let kvOffset = (h / (p.nHeads / p.nKvHeads)) * hd;
   let qBase = (t * p.nHeads + h) * hd;
-  let nKeys = p.startPos + t + 1u;
+  let split = wg.z;
+  let kStart = split * p.keysPerSplit;
+  let nKeys = min(p.startPos + t + 1u, kStart + p.keysPerSplit); // this split's keys end here
   for (var i = tid; i < hd; i += WG) { qs[i] = q[qBase + i]; }
   workgroupBarrier();
   var m = -3.0e38;
   var l = 0.0;
   var acc: array<f32, ${ATTENTION_MAX_HEAD_DIM / ATTENTION_WORKGROUP}>;
-  for (var k0 = 0u; k0 < nKeys; k0 += WG) {
+  for (var k0 = kStart; k0 < nKeys; k0 += WG) {
     let s = k0 + tid;
     var score = -3.0e38;
     if (s < nKeys) {
@@ -469,11 +475,48 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
     m = mNew;
     workgroupBarrier();
   }
+${split
+    ? `  let pb = ((t * p.nHeads + h) * p.nSplits + split) * (hd + 2u);
+  if (tid == 0u) { y[pb] = m; y[pb + 1u] = l; }
   for (var e = 0u; e < PER_THREAD; e++) {
     let d = tid + e * WG;
+    if (d < hd) { y[pb + 2u + d] = acc[e]; }
+  }`
+    : `  for (var e = 0u; e < PER_THREAD; e++) {
+    let d = tid + e * WG;
     if (d < hd) { y[qBase + d] = acc[e] / l; }
+  }`}
+}`
+}
+
+/**
+ * Combines the key splits of split attention (flash-decoding: a decode step over a long cache spreads its keys over
+ * many workgroups): out = sum_s acc_s exp(m_s - m) / sum_s l_s exp(m_s - m), m the largest m_s.
+ */
+export const ATTENTION_COMBINE_SHADER = /* wgsl */`
+struct Params { nHeads: u32, headDim: u32, nSplits: u32 }
+@group(0) @binding(0) var<storage, read> part: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@group(0) @binding(2) var<uniform> p: Params;
+@compute @workgroup_size(${ATTENTION_WORKGROUP})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
+  let h = wg.x;
+  let t = wg.y;
+  let hd = p.headDim;
+  let stride = hd + 2u;
+  let base = (t * p.nHeads + h) * p.nSplits * stride;
+  var m = -3.0e38;
+  for (var s = 0u; s < p.nSplits; s++) { m = max(m, part[base + s * stride]); }
+  var l = 0.0;
+  for (var s = 0u; s < p.nSplits; s++) { l += part[base + s * stride + 1u] * exp(part[base + s * stride] - m); }
+  for (var d = tid; d < hd; d += ${ATTENTION_WORKGROUP}u) {
+    var o = 0.0;
+    for (var s = 0u; s < p.nSplits; s++) { o += part[base + s * stride + 2u + d] * exp(part[base + s * stride] - m); }
+    y[(t * p.nHeads + h) * hd + d] = o / l;
   }
 }`
+
+
 
 /** out = silu(gate) * up */
 export const SWIGLU_SHADER = /* wgsl */`
