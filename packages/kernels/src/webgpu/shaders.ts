@@ -1,10 +1,13 @@
 /**
  * WGSL kernels of the WebGPU block executor. Weights are bound as `array<u32>` holding their stored bytes
- * (f32, f16, bf16, q8_0, q4_0, q4_K, q6_K exactly as in GGUF); activations are f32. Semantics follow ops/reference.ts.
+ * (f32, f16, bf16, q8_0, q4_0, q4_K, q6_K exactly as in GGUF); activations are f32 and are rounded (f16, bf16) or
+ * quantized (q8_0, q8_K) before a matmul as ggml's CPU backend does, so results follow ops/reference.ts.
  *
- * Matmul walks each weight row in units of 32 elements (one q8_0/q4_0 block, one q4_K sub-block, a quarter of a
- * q6_K half-block, or 32 plain values with a bound check for odd column counts): one workgroup per output row and
- * tile of tokens (1 for decode, 8 for prefill), so a unit is dequantized once and used for every token of the tile.
+ * Matmul: one workgroup of 64 threads per output row and tile of tokens (1 for decode, 8 for prefill). Float weights
+ * are read element-interleaved across the threads; quantized rows in units of 32 elements (one q8_0/q4_0 block, one
+ * q4_K sub-block, a quarter of a q6_K half-block), each unpacked once into packed int8 and dotted with every token of
+ * the tile through dot4I8Packed. Attention: online softmax over 64-key tiles, one workgroup per (head, token), or for
+ * decode steps over a long cache, per (head, token, 256-key split) with a combining pass (flash-decoding).
  */
 import type { DType } from '../types.js'
 
@@ -38,7 +41,6 @@ fn round_f16(x: f32) -> f32 {
 const BYTE_HELPERS = /* wgsl */`
 fn byte_at(i: u32) -> u32 { return (w[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu; }
 fn i8_at(i: u32) -> i32 { return (i32(byte_at(i)) << 24u) >> 24u; }
-fn f16_at(i: u32) -> f32 { return unpack2x16float(byte_at(i) | (byte_at(i + 1u) << 8u)).x; }
 `
 
 /** how a weight dtype wants its activation: ggml's vec_dot_type (the CPU reference follows it) */
