@@ -2,7 +2,8 @@
  * The WebGPU block executor against llama.cpp (node-llama-cpp prebuilt CPU, F32 KV cache): the tiny Llama GQA model
  * (adjacent-pair RoPE) and the qwen2 model (q/k/v bias, tied embeddings, rotate-half RoPE) of
  * test/oracle/model-fixtures.ts, as f32, q8_0 and Q4_K GGUF files, and the Llama 3 RoPE-scaled model (rope_freqs) as f32. Ours: blocks on the GPU (lavapipe here), a 16-token
- * prefill then 8 one-token decode steps with the KV cache on the device; the head on the CPU reference. llama.cpp:
+ * prefill then 8 one-token decode steps with the KV cache on the device, final norm and LM head on the device too
+ * (embeddings on the CPU). llama.cpp:
  * the same 24 tokens in one batch. Asserts argmax equal at every position whose llama.cpp top-two gap exceeds the
  * position's max |diff|, the median over positions of the max |diff| under 1e-4 (same arithmetic: ggml's q8_0/q8_K
  * activation quantization, integer block sums), and a max |logit diff| bound per dtype: f32 and q8_0 1e-4 (measured

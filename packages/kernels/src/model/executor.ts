@@ -4,7 +4,7 @@
  * Its forward is asynchronous because reading device memory back is. BlockStack uses one when given (LoadOptions.executor)
  * instead of the per-op `Ops`.
  */
-import type { ModelConfig } from '../types.js'
+import type { ModelConfig, Tensor } from '../types.js'
 import type { BlockWeights } from './llama.js'
 
 /** the device memory of one session's KV cache over a range of blocks */
@@ -32,6 +32,10 @@ export interface BlockExecutor {
    */
   forward: (config: ModelConfig, blocks: DeviceBlock[], cache: DeviceKvCache, hidden: Float32Array,
     T: number, startPos: number, invFreqs: Float64Array, options?: { signal?: AbortSignal }) => Promise<Float32Array>
+  /** uploads the final norm and LM head (optional: without it the head runs on the host ops) */
+  uploadHead?: (config: ModelConfig, outputNorm: Float32Array, output: Tensor) => DeviceBlock
+  /** final norm + LM head over hidden states [T, dim] -> logits [T, vocab] */
+  logits?: (config: ModelConfig, head: DeviceBlock, hidden: Float32Array, T: number, options?: { signal?: AbortSignal }) => Promise<Float32Array>
   /** frees the device */
   close: () => void
 }

@@ -28,7 +28,8 @@ export interface LoadOptions {
   threads?: number
   /**
    * runs the blocks on a device instead of `ops` (WebGPU): weights are uploaded there and not kept on the host;
-   * use `forwardAsync` (the synchronous `forward` throws). The head still runs on `ops`.
+   * use `forwardAsync` (the synchronous `forward` throws). ModelHead.load puts the final norm and LM head there too
+   * (`logitsAsync`); the embedding rows are looked up on the host.
    */
   executor?: BlockExecutor
 }
@@ -154,16 +155,29 @@ export class ModelHead {
   readonly config: ModelConfig
   private readonly weights: HeadWeights
   private readonly ops: Ops
+  private readonly executor?: BlockExecutor
+  private readonly deviceHead?: DeviceBlock
 
-  private constructor (config: ModelConfig, weights: HeadWeights, ops: Ops) {
+  private constructor (config: ModelConfig, weights: HeadWeights, ops: Ops, executor?: BlockExecutor, deviceHead?: DeviceBlock) {
     this.config = config
     this.weights = weights
     this.ops = ops
+    this.executor = executor
+    this.deviceHead = deviceHead
   }
 
+  /**
+   * With `options.executor` (and one that takes heads), the final norm and LM head also go to the device:
+   * `logitsAsync` runs there. The embedding table stays on the host either way.
+   */
   static async load (source: ModelSource, options: LoadOptions = {}): Promise<ModelHead> {
     const ops = options.ops ?? defaultRegistry.ops()
-    return new ModelHead(source.config, prepareHeadWeights(ops, await loadHeadWeights(source, options)), ops)
+    const weights = await loadHeadWeights(source, options)
+    const executor = options.executor
+    if (executor?.uploadHead !== undefined && executor.logits !== undefined) {
+      return new ModelHead(source.config, weights, ops, executor, executor.uploadHead(source.config, weights.outputNorm, weights.output))
+    }
+    return new ModelHead(source.config, prepareHeadWeights(ops, weights), ops)
   }
 
   /** embedding rows of `tokens` -> hidden states [T, dim] */
@@ -179,6 +193,12 @@ export class ModelHead {
       dequantizeRow(table.dtype, table.data, id * bytesPerRow, dim, out, t * dim)
     })
     return out
+  }
+
+  /** `logits` on the device when the head was uploaded there, else on the host ops */
+  async logitsAsync (hidden: Float32Array, T: number, options: { signal?: AbortSignal } = {}): Promise<Float32Array> {
+    if (this.deviceHead === undefined) return this.logits(hidden, T)
+    return await this.executor!.logits!(this.config, this.deviceHead, hidden, T, options)
   }
 
   /** final norm + LM head over hidden states [T, dim] -> logits [T, vocab] */
@@ -255,7 +275,8 @@ export class LocalModel {
         check(tokens)
         const T = tokens.length
         const hidden = await this.blocks.forwardAsync(cache, this.head.embed(tokens), T, this.blocks, { signal: options.signal })
-        return logits(hidden, T, options.allLogits)
+        if (options.allLogits === true) return await this.head.logitsAsync(hidden, T, { signal: options.signal })
+        return await this.head.logitsAsync(hidden.subarray((T - 1) * this.config.dim), 1, { signal: options.signal })
       },
       dispose: () => cache.dispose()
     }

@@ -7,7 +7,8 @@ import { createWasmBackend, type WasmBackend } from './backend.js'
 
 /**
  * which compute backend a CLI runs: the CPU reference, the wasm one, wasm when it loads (else the reference), or
- * WebGPU for the transformer blocks (the head then runs on wasm, else the reference)
+ * WebGPU for the transformer blocks and, in a LocalModel, the final norm and LM head (host ops: wasm, else the
+ * reference, for the embeddings)
  */
 export type BackendChoice = 'cpu' | 'wasm' | 'auto' | 'webgpu'
 
@@ -38,7 +39,7 @@ export async function selectBackend (choice: BackendChoice = 'auto', options: { 
     useLocalLavapipe() // a repo checkout's scripts/setup-lavapipe.sh result, when no Vulkan driver is configured
     const executor = await createWebGpuExecutor() // throws WebGpuUnavailableError with a hint
     const head = await selectBackend('auto', options)
-    return { ...head, name: `${executor.name} (head: ${head.name})`, executor }
+    return { ...head, name: `${executor.name} (embeddings: ${head.name})`, executor }
   }
   try {
     const wasm = await createWasmBackend({ threads: options.threads })

@@ -25,6 +25,11 @@ interface GpuBlock extends DeviceBlock {
   wDown: GpuWeight
 }
 
+interface GpuHead extends DeviceBlock {
+  outputNorm: GPUBuffer
+  output: GpuWeight
+}
+
 class GpuKvCache implements DeviceKvCache {
   constructor (readonly keys: GPUBuffer[], readonly values: GPUBuffer[], readonly maxLength: number, readonly byteLength: number) {}
   destroy (): void {
@@ -82,6 +87,7 @@ export class WebGpuBlockExecutor implements WebGpuExecutor {
   private readonly maxStepTokens: number
   private readonly keysPerSplit: number
   private partials: GPUBuffer | undefined
+  private logitsBuffer: GPUBuffer | undefined
   private scratch: Scratch | undefined
   private scratchConfig: ModelConfig | undefined
 
@@ -255,6 +261,38 @@ export class WebGpuBlockExecutor implements WebGpuExecutor {
       enc.add(x, { buffer: s.proj }, T * c.dim)
     }
     return (await enc.submit({ buffer: s.x, floats: T * c.dim }))!
+  }
+
+  uploadHead (config: ModelConfig, outputNorm: Float32Array, output: Tensor): DeviceBlock {
+    const head = { outputNorm: this.kernels.upload(outputNorm, 'output_norm'), output: this.uploadWeight(output) }
+    return { ...head, byteLength: head.outputNorm.size + head.output.chunks.reduce((n, c) => n + c.buffer.size, 0) } satisfies GpuHead
+  }
+
+  async logits (c: ModelConfig, deviceHead: DeviceBlock, hidden: Float32Array, T: number, options: { signal?: AbortSignal } = {}): Promise<Float32Array> {
+    options.signal?.throwIfAborted()
+    const head = deviceHead as GpuHead
+    const vocab = head.output.rows
+    if (hidden.length !== T * c.dim) throw new Error(`hidden states hold ${hidden.length} values, expected ${T} x ${c.dim}`)
+    // the logits of a long prompt come back in slices that fit one storage binding
+    const maxT = Math.max(1, Math.min(this.maxTokensPerStep(c), Math.floor(this.device.limits.maxStorageBufferBindingSize / (vocab * 4))))
+    if (T > maxT) {
+      const out = new Float32Array(T * vocab)
+      for (let t0 = 0; t0 < T; t0 += maxT) {
+        const n = Math.min(maxT, T - t0)
+        out.set(await this.logits(c, deviceHead, hidden.subarray(t0 * c.dim, (t0 + n) * c.dim), n, options), t0 * vocab)
+      }
+      return out
+    }
+    const s = this.scratchFor(c, T)
+    if (this.logitsBuffer === undefined || this.logitsBuffer.size < T * vocab * 4) {
+      this.logitsBuffer = this.kernels.storage(Math.max(T, 4) * vocab, 'logits')
+    }
+    this.device.queue.writeBuffer(s.x, 0, hidden)
+    const enc = this.kernels.encoder()
+    enc.rmsNorm({ buffer: s.xb }, { buffer: s.x }, head.outputNorm, T, c.dim, c.rmsNormEps)
+    const a = activationFor(enc, { buffer: s.xb }, T, c.dim, [head.output], s)
+    enc.matmul({ buffer: this.logitsBuffer }, head.output, a(head.output), T)
+    return (await enc.submit({ buffer: this.logitsBuffer, floats: T * vocab }))!
   }
 
   close (): void {
