@@ -4,6 +4,12 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
 export NODE_LLAMA_CPP_SKIP_DOWNLOAD=true
+# Mesa 25 lavapipe for the WebGPU tests (packages/kernels/src/webgpu); they fail loudly without it
+if lavapipe_env=$(bash scripts/setup-lavapipe.sh); then
+  eval "$lavapipe_env"
+else
+  echo "##### setup-lavapipe.sh failed: the WebGPU tests will fail (set SWARM_SKIP_WEBGPU=1 to skip them) #####" >&2
+fi
 results=$(mktemp -d)/vitest.json
 npx vitest run --reporter=default --reporter=json --outputFile="$results" "$@"
 status=$?

@@ -11,6 +11,7 @@ import { runGeneration } from '@swarm/client'
 import { LocalModel, loadTokenizer, openModel, PRESETS, randomWeights, syntheticVocab, writeGgufModel } from '@swarm/kernels'
 import { median, runChaos } from './harness/chaos.js'
 import { ensureBuilt } from './harness/processes.js'
+import { swarmDefaultOps } from './harness/local.js'
 
 const PROMPT = 'Failover keeps the sentence going'
 const GEN_TOKENS = 48
@@ -26,7 +27,7 @@ beforeAll(async () => {
   modelPath = join(dir, 'tiny.gguf')
   await writeGgufModel(modelPath, PRESETS.tiny, randomWeights(PRESETS.tiny, 11), { dtype: 'q8_0', vocab: syntheticVocab() })
   const source = await openModel(modelPath)
-  const model = await LocalModel.load(source)
+  const model = await LocalModel.load(source, await swarmDefaultOps())
   expected = (await runGeneration(model.createSession(128), await loadTokenizer(source), PROMPT, { maxTokens: GEN_TOKENS })).tokens
   await source.close()
   expect(expected).toHaveLength(GEN_TOKENS)

@@ -20,6 +20,7 @@ import {
 import { ensureBuilt } from './harness/processes.js'
 import { setup, type SwarmHarness } from './harness/swarm.js'
 import { lpStream, memoryOf, multiaddr, peerIdFromString } from './harness/libp2p.js'
+import { swarmDefaultOps } from './harness/local.js'
 
 const PROMPT = 'Fuzzing never breaks the swarm'
 const GEN_TOKENS = 24
@@ -427,7 +428,7 @@ beforeAll(async () => {
   modelPath = join(dir, 'tiny.gguf')
   await writeGgufModel(modelPath, config, randomWeights(config, 5), { dtype: 'q8_0', vocab: syntheticVocab() })
   const source = await openModel(modelPath)
-  const model = await LocalModel.load(source)
+  const model = await LocalModel.load(source, await swarmDefaultOps())
   localTokens = (await runGeneration(model.createSession(64), await loadTokenizer(source), PROMPT, { maxTokens: GEN_TOKENS })).tokens
   await source.close()
   // The node runs with a small V8 heap: a leak then ends in an out-of-memory crash instead of hiding in a heap that

@@ -19,6 +19,7 @@ import {
 import { ensureBuilt, root, type SwarmProcess } from './harness/processes.js'
 import { setup, type SwarmHarness } from './harness/swarm.js'
 import { lpStream, memoryOf, multiaddr, peerIdFromString } from './harness/libp2p.js'
+import { swarmDefaultOps } from './harness/local.js'
 
 const PROMPT = 'Many hands make light work'
 const GEN_TOKENS = 16
@@ -42,7 +43,7 @@ beforeAll(async () => {
   modelPath = join(dir, 'tiny.gguf')
   await writeGgufModel(modelPath, config, randomWeights(config, 3), { dtype: 'q8_0', vocab: syntheticVocab() })
   const source = await openModel(modelPath)
-  const model = await LocalModel.load(source)
+  const model = await LocalModel.load(source, await swarmDefaultOps())
   localTokens = (await runGeneration(model.createSession(MAX_LENGTH), await loadTokenizer(source), PROMPT, { maxTokens: GEN_TOKENS })).tokens
   await source.close()
 })

@@ -24,6 +24,7 @@ import { discoverRecords, fetchRecord } from '../packages/client/src/discovery.j
 import { ensureBuilt } from './harness/processes.js'
 import { setup, type SwarmHarness } from './harness/swarm.js'
 import { generateKeyPair, multiaddr, peerIdFromPrivateKey, privateKeyFromProtobuf } from './harness/libp2p.js'
+import { swarmDefaultOps } from './harness/local.js'
 
 const PROMPT = 'Only friends may enter'
 const GEN_TOKENS = 16
@@ -40,7 +41,7 @@ beforeAll(async () => {
   modelPath = join(dir, 'tiny.gguf')
   await writeGgufModel(modelPath, config, randomWeights(config, 9), { dtype: 'q8_0', vocab: syntheticVocab() })
   const source = await openModel(modelPath)
-  const model = await LocalModel.load(source)
+  const model = await LocalModel.load(source, await swarmDefaultOps())
   localTokens = (await runGeneration(model.createSession(64), await loadTokenizer(source), PROMPT, { maxTokens: GEN_TOKENS })).tokens
   await source.close()
 })

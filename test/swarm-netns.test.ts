@@ -15,6 +15,7 @@ import { runGeneration } from '@swarm/client'
 import { ensureBuilt, root, swarmCli } from './harness/processes.js'
 import { setup, type SwarmHarness } from './harness/swarm.js'
 import { createNetnsLab, namespaces, netnsUnavailableReason, removeStaleNamespaces, type NetnsLab } from './harness/netns.js'
+import { swarmDefaultOps } from './harness/local.js'
 
 const PROMPT = 'The swarm keeps every block'
 const GEN_TOKENS = 32
@@ -50,7 +51,7 @@ describe.skipIf(skipReason !== undefined)(`three nodes in separate network names
     nLayers = config.nLayers
     await writeGgufModel(modelPath, config, randomWeights(config, 7), { dtype: 'q8_0', vocab: syntheticVocab() })
     const source = await openModel(modelPath)
-    const model = await LocalModel.load(source)
+    const model = await LocalModel.load(source, await swarmDefaultOps())
     localTokens = (await runGeneration(model.createSession(128), await loadTokenizer(source), PROMPT, { maxTokens: GEN_TOKENS })).tokens
     await source.close()
     expect(localTokens).toHaveLength(GEN_TOKENS)

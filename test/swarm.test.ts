@@ -12,6 +12,7 @@ import { LocalModel, loadTokenizer, openModel, PRESETS, randomWeights, synthetic
 import { MissingBlocksError, runGeneration, Swarm } from '@swarm/client'
 import { ensureBuilt, root, swarmCli } from './harness/processes.js'
 import { setup, type SwarmHarness } from './harness/swarm.js'
+import { swarmDefaultOps } from './harness/local.js'
 
 const PROMPT = 'The swarm keeps every block'
 const GEN_TOKENS = 32
@@ -43,7 +44,7 @@ beforeAll(async () => {
   // the reference: the whole model in this process
   const source = await openModel(modelPath)
   const tokenizer = await loadTokenizer(source)
-  const model = await LocalModel.load(source)
+  const model = await LocalModel.load(source, await swarmDefaultOps())
   const result = await runGeneration(model.createSession(128), tokenizer, PROMPT, { maxTokens: GEN_TOKENS })
   localTokens = result.tokens
   localLogits = model.createSession(16).forward(logitTokens, { allLogits: true })

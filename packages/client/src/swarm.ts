@@ -10,13 +10,14 @@
  */
 import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
-import { defaultModelPath, loadTokenizer, ModelHead, openModel, weightsManifest } from '@swarm/kernels'
+import { defaultModelPath, loadTokenizer, ModelHead, openModel, selectBackend, weightsManifest, type BackendChoice } from '@swarm/kernels'
 import {
   computeModelId, createSwarmHost, dialBootstrap, encodeInfoRequest, INFO_PROTOCOL, parseInfoResponse, type InfoMessage,
   type SwarmHost
 } from '@swarm/protocol'
 import { ClosedError } from './errors.js'
 import { ModelView } from './model-view.js'
+import { discoverRecords, rememberAddrs } from './discovery.js'
 import { RemoteModel } from './remote-model.js'
 
 export interface ConnectOptions {
@@ -31,6 +32,13 @@ export interface ConnectOptions {
 
 export interface ModelOptions {
   signal?: AbortSignal
+  /**
+   * what runs the embeddings, final norm and LM head here (default 'auto', as `swarm generate --local` and
+   * `swarm-node serve` default to, so a swarm computes what a local run computes); 'webgpu' means 'auto' here
+   */
+  backend?: BackendChoice
+  /** threads of the head's backend (default 1) */
+  threads?: number
   /** the model id the servers announce (default: computed from the file's config and weights) */
   modelId?: string
 }
@@ -63,20 +71,38 @@ export class Swarm {
     try {
       const modelId = options.modelId ?? computeModelId({ config: source.config, manifest: await weightsManifest(source, { signal: options.signal }) })
       const tokenizer = await loadTokenizer(source)
-      const head = await ModelHead.load(source, { signal: options.signal })
-      const view = new ModelView(this.host, modelId, source.config.nLayers, this.log)
-      await view.refresh(options.signal)
-      const model = new RemoteModel(this.host, view, head, tokenizer, source.generation, this.log, () => { this.models.delete(model) })
-      this.models.add(model)
-      return model
+      const selected = await selectBackend(options.backend === 'webgpu' ? 'auto' : options.backend ?? 'auto', { threads: options.threads ?? 1 })
+      let head: ModelHead
+      try {
+        head = await ModelHead.load(source, { signal: options.signal, ops: selected.ops, threads: selected.threads })
+      } catch (err) {
+        await selected.wasm?.close()
+        throw err
+      }
+      try {
+        const view = new ModelView(this.host, modelId, source.config.nLayers, this.log)
+        await view.refresh(options.signal)
+        const model = new RemoteModel(this.host, view, head, tokenizer, source.generation, this.log, () => {
+          this.models.delete(model)
+          void selected.wasm?.close()
+        })
+        this.models.add(model)
+        return model
+      } catch (err) {
+        await selected.wasm?.close()
+        throw err
+      }
     } finally {
       await source.close()
     }
   }
 
   /** What every peer this client can find says it serves (info protocol), for `swarm status`. */
-  async peers (options: { signal?: AbortSignal } = {}): Promise<Array<InfoMessage & { rttMs: number }>> {
+  async peers (options: { signal?: AbortSignal, modelId?: string } = {}): Promise<Array<InfoMessage & { rttMs: number }>> {
     const signal = options.signal
+    // the model's providers first (a DHT walk alone can miss a peer right after it joined)
+    const records = options.modelId !== undefined ? await discoverRecords(this.host, options.modelId, { signal, timeoutMs: 5_000 }) : []
+    for (const record of records) await rememberAddrs(this.host, record)
     // walk the DHT towards our own id and collect every peer it names: in a small swarm, all of them
     const peers = new Set<string>()
     const self = this.host.peerId.toString()
@@ -89,6 +115,7 @@ export class Swarm {
     } catch {
       signal?.throwIfAborted()
     }
+    for (const record of records) peers.add(record.peerId)
     for (const c of this.host.getConnections()) peers.add(c.remotePeer.toString())
     for (const p of await this.host.peerStore.all()) peers.add(p.id.toString())
     peers.delete(self)

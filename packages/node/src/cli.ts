@@ -4,7 +4,7 @@
  * (2 for a mistake in the command line); the stack trace only with SWARM_DEBUG=1.
  */
 import { parseArgs } from 'node:util'
-import { defaultModelPath, openModel } from '@swarm/kernels'
+import { BACKEND_CHOICES, defaultModelPath, openModel, type BackendChoice } from '@swarm/kernels'
 import { blockTensors, parseBlockRange, InvalidBlockRangeError } from './inspect.js'
 import { dht, dhtHelp, serve, serveHelp } from './serve-command.js'
 
@@ -81,6 +81,12 @@ async function inspect (args: string[]): Promise<void> {
   }
 }
 
+function backendFlag (value: unknown): BackendChoice | undefined {
+  if (value === undefined) return undefined
+  if (!BACKEND_CHOICES.includes(value as BackendChoice)) throw new UsageError(`--backend must be one of ${BACKEND_CHOICES.join(', ')}`)
+  return value as BackendChoice
+}
+
 function positiveInt (values: Record<string, unknown>, name: string, min = 1): number | undefined {
   const text = values[name]
   if (text === undefined) return undefined
@@ -106,7 +112,8 @@ async function serveCommand (args: string[]): Promise<void> {
     'max-sessions': { type: 'string' },
     'cache-tokens': { type: 'string' },
     'session-timeout': { type: 'string' },
-    threads: { type: 'string' }
+    threads: { type: 'string' },
+    backend: { type: 'string' }
   })
   if (values.help === true) {
     process.stdout.write(serveHelp)
@@ -126,6 +133,7 @@ async function serveCommand (args: string[]): Promise<void> {
     cacheTokens: positiveInt(values, 'cache-tokens'),
     sessionTimeoutS: positiveInt(values, 'session-timeout'),
     threads: positiveInt(values, 'threads'),
+    backend: backendFlag(values.backend),
     json: values.json === true
   }, async path => {
     const source = await openModel(path)

@@ -4,7 +4,7 @@
  * Messages: see ComputeRequest / ComputeReply in compute.ts.
  */
 import { parentPort, workerData } from 'node:worker_threads'
-import { BlockStack, openModel, type KvCache } from '@swarm/kernels'
+import { BlockStack, openModel, selectBackend, type KvCache, type LoadOptions } from '@swarm/kernels'
 import type { ComputeInit, ComputeReply, ComputeRequest } from './compute.js'
 
 const port = parentPort!
@@ -20,7 +20,11 @@ async function main (): Promise<void> {
   try {
     const source = await openModel(init.modelPath)
     try {
-      stack = await BlockStack.load(source, { start: init.blocks[0], end: init.blocks[1] }, { threads: init.threads })
+      // default 'auto': the WebAssembly SIMD kernels where they support the op and dtype, the CPU reference elsewhere
+      // (the same choice as `swarm generate --local`, so a swarm computes what a local run computes)
+      const selected = await selectBackend(init.backend ?? 'auto', { threads: init.threads })
+      const options: LoadOptions = { ops: selected.ops, executor: selected.executor, threads: selected.threads }
+      stack = await BlockStack.load(source, { start: init.blocks[0], end: init.blocks[1] }, options)
     } finally {
       await source.close()
     }
@@ -29,7 +33,14 @@ async function main (): Promise<void> {
     return
   }
   reply({ id: 0, ready: true })
+  // requests run one after another: a block executor (WebGPU) forwards asynchronously, and a session's steps must not
+  // interleave
+  let queue = Promise.resolve()
   port.on('message', (request: ComputeRequest) => {
+    queue = queue.then(async () => { await handle(request) })
+  })
+
+  async function handle (request: ComputeRequest): Promise<void> {
     try {
       switch (request.op) {
         case 'open': {
@@ -42,11 +53,15 @@ async function main (): Promise<void> {
           if (cache === undefined) throw new Error(`no cache for session ${request.session}`)
           if (request.startFrom !== undefined) cache.truncate(request.startFrom)
           const started = performance.now()
-          const out = stack.forward(cache, request.hidden, request.T, { start: request.blocks[0], end: request.blocks[1] })
+          const range = { start: request.blocks[0], end: request.blocks[1] }
+          const out = stack.executor === undefined
+            ? stack.forward(cache, request.hidden, request.T, range)
+            : await stack.forwardAsync(cache, request.hidden, request.T, range)
           reply({ id: request.id, hidden: out, computeMs: performance.now() - started }, [out.buffer as ArrayBuffer])
           break
         }
         case 'close': {
+          caches.get(request.session)?.dispose()
           caches.delete(request.session)
           reply({ id: request.id })
           break
@@ -55,7 +70,7 @@ async function main (): Promise<void> {
     } catch (err) {
       reply({ id: request.id, error: (err as Error).message })
     }
-  })
+  }
 }
 
 await main()

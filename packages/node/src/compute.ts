@@ -1,10 +1,13 @@
 /** The networking thread's handle on the compute thread (compute-worker.ts). */
 import { Worker } from 'node:worker_threads'
+import type { BackendChoice } from '@swarm/kernels'
 
 export interface ComputeInit {
   modelPath: string
   blocks: [number, number]
   threads?: number
+  /** compute backend of the blocks (default: the kernels' default registry); 'webgpu' runs them on the GPU */
+  backend?: BackendChoice
 }
 
 export type ComputeRequest =

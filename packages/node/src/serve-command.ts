@@ -2,6 +2,7 @@
 import { readFile } from 'node:fs/promises'
 import type { PrivateKey } from '@libp2p/interface'
 import { createSwarmHost, dialBootstrap, parseSwarmKey } from '@swarm/protocol'
+import type { BackendChoice } from '@swarm/kernels'
 import { loadOrCreateKey } from './key.js'
 import { startServer } from './server.js'
 
@@ -22,6 +23,8 @@ Options:
   --cache-tokens N        KV cache budget in tokens over all served blocks (default 8192)
   --session-timeout S     close a session idle for S seconds (default 300)
   --threads N             compute threads (default: all cores)
+  --backend B             cpu | wasm | auto | webgpu: what runs the blocks (default auto: wasm SIMD, else the CPU reference);
+                          webgpu runs them on the GPU (lavapipe without one), KV caches in GPU memory
   --json                  print one ready line {"event":"ready","peerId","addrs","blocks","modelId"} on stdout
   -h, --help              show this help
 `
@@ -51,6 +54,7 @@ export interface ServeFlags {
   cacheTokens?: number
   sessionTimeoutS?: number
   threads?: number
+  backend?: BackendChoice
   json: boolean
 }
 
@@ -98,6 +102,7 @@ export async function serve (flags: ServeFlags, nLayersOf: (path: string) => Pro
     cacheTokens: flags.cacheTokens,
     sessionIdleTimeoutMs: flags.sessionTimeoutS === undefined ? undefined : flags.sessionTimeoutS * 1000,
     threads: flags.threads,
+    backend: flags.backend,
     log
   })
   const addrs = server.host.getMultiaddrs().map(a => a.toString())

@@ -4,7 +4,7 @@
  */
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
-import { openModel, weightsManifest, type ModelConfig } from '@swarm/kernels'
+import { openModel, useLocalLavapipe, weightsManifest, type BackendChoice, type ModelConfig } from '@swarm/kernels'
 import {
   computeModelId, createSwarmHost, dialBootstrap, DEFAULT_RECORD_REFRESH_MS, DEFAULT_RECORD_TTL_MS, INFERENCE_PROTOCOL,
   INFO_PROTOCOL, modelCid, nextRecordSeq, PROTOCOL_VERSION, recordKey, signRecord, type InfoMessage, type ServerState,
@@ -37,6 +37,8 @@ export interface ServerOptions {
   cacheTokens?: number
   /** compute threads for backends that use them */
   threads?: number
+  /** compute backend of the blocks (default: the kernels' default registry); 'webgpu' runs them on the GPU */
+  backend?: BackendChoice
   /** close a session after this long without a step, ms */
   sessionIdleTimeoutMs?: number
   /** record lifetime and refresh interval, ms */
@@ -80,7 +82,9 @@ export async function startServer (options: ServerOptions): Promise<SwarmServer>
   const cacheTokens = options.cacheTokens ?? DEFAULT_CACHE_TOKENS
   const table = new SessionTable(cacheTokens * nBlocks, maxSessions, nBlocks)
 
-  const compute = await Compute.start({ modelPath: options.modelPath, blocks: [start, end], threads: options.threads })
+  // the compute thread's process.env is a copy: the Vulkan loader reads the real environment, set here
+  if (options.backend === 'webgpu') useLocalLavapipe()
+  const compute = await Compute.start({ modelPath: options.modelPath, blocks: [start, end], threads: options.threads, backend: options.backend })
   let host: SwarmHost | undefined
   try {
     const throughput = await measureThroughput(compute, config, [start, end])

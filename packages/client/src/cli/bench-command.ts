@@ -1,5 +1,5 @@
 /** `swarm bench`: load time, prefill and greedy decode throughput, peak memory of one model in this process. */
-import { argmax, BACKEND_CHOICES, createRandom, type BackendChoice } from '@swarm/kernels'
+import { argmax, BACKEND_CHOICES, createRandom, measureReadBandwidth, WebGpuBlockExecutor, type BackendChoice } from '@swarm/kernels'
 import { ContextOverflowError } from '../errors.js'
 import { integerFlag, parseFlags, UsageError, modelPathOf } from './args.js'
 import { loadWeights, modelBytes, openSource } from './model.js'
@@ -20,7 +20,8 @@ and prints load time, prefill and decode tokens/s and peak RSS. With --bootstrap
 Options:
   --model PATH          GGUF file or Hugging Face model directory (default: the embedded default model)
 ${swarmFlagsHelp.replace(/ {4}(?=\S)/g, '')}  --threads N           compute threads, the main thread included (wasm backend; default every core)
-  --backend B           cpu | wasm | auto (default auto: wasm when it loads, else the CPU reference)
+  --backend B           cpu | wasm | auto | webgpu (default auto: wasm when it loads, else the CPU reference;
+                        webgpu runs the blocks on the GPU, lavapipe without one, and prints its read bandwidth)
   --prompt-tokens P     prompt length (default ${DEFAULT_BENCH_PROMPT_TOKENS})
   --gen-tokens G        tokens to decode (default ${DEFAULT_BENCH_GEN_TOKENS})
   --json                print {model, backend, threads, promptTokens, genTokens, loadMs, prefillTokensPerSecond,
@@ -45,6 +46,8 @@ export interface BenchResult {
   peakRssBytes: number
   /** bytes of the model file (or of every file of a model directory) */
   fileBytes: number
+  /** with --backend webgpu: the device's streaming read bandwidth over a 64 MiB buffer, GB/s */
+  deviceReadGBps?: number
   /** with --bootstrap: the route the session took */
   route?: Array<{ peerId: string, blocks: [number, number] }>
 }
@@ -103,12 +106,14 @@ export async function benchCommand (args: string[], ctx: CommandContext): Promis
       throw new ContextOverflowError(`${promptTokens} prompt + ${genTokens} generated tokens exceed the model's context length of ${contextLength}`)
     }
     if (!json) ctx.stderr(`loading ${modelPath} ...\n`)
-    const { model, loadMs, backend, threads: threadsUsed } = await loadWeights(source, { signal: ctx.signal, threads, backend: backendChoice })
+    const { model, loadMs, backend, threads: threadsUsed, executor } = await loadWeights(source, { signal: ctx.signal, threads, backend: backendChoice })
     const session = model.createSession(promptTokens + genTokens)
-    const timings = await timeRun(tokens => session.forward(tokens), benchPromptIds(promptTokens, vocabSize), genTokens, ctx.signal)
+    const timings = await timeRun(async tokens => await session.forwardAsync(tokens, { signal: ctx.signal }), benchPromptIds(promptTokens, vocabSize), genTokens, ctx.signal)
+    session.dispose()
+    const deviceReadGBps = executor instanceof WebGpuBlockExecutor ? await measureReadBandwidth(executor.kernels) : undefined
     report({
       model: modelPath, backend, threads: threads ?? null, threadsUsed, promptTokens, genTokens, loadMs, ...timings,
-      peakRssBytes: process.resourceUsage().maxRSS * 1024, fileBytes: await modelBytes(modelPath)
+      peakRssBytes: process.resourceUsage().maxRSS * 1024, fileBytes: await modelBytes(modelPath), deviceReadGBps
     }, ctx, json, `${source.config.architecture}, ${source.config.nLayers} layers`)
   } finally {
     await source.close()
@@ -142,6 +147,7 @@ function report (result: BenchResult, ctx: CommandContext, json: boolean, descri
     `load      ${result.loadMs.toFixed(0)} ms`,
     `prefill   ${result.promptTokens} tokens, ${result.prefillTokensPerSecond.toFixed(1)} tokens/s`,
     `decode    ${result.genTokens} tokens, ${result.decodeTokensPerSecond.toFixed(1)} tokens/s`,
+    ...(result.deviceReadGBps !== undefined ? [`device    streaming read ${result.deviceReadGBps.toFixed(2)} GB/s (64 MiB buffer)`] : []),
     `peak RSS  ${mib(result.peakRssBytes)}`
   ].join('\n') + '\n')
 }

@@ -5,7 +5,7 @@ import { integerFlag, numberFlag, parseFlags, UsageError, modelPathOf } from './
 import { loadLocalModel } from './model.js'
 import type { CommandContext } from './context.js'
 import { swarmFlags, swarmFlagsHelp, targetOf, withSwarmModel } from './swarm-target.js'
-import type { GenerationDefaults, Tokenizer } from '@swarm/kernels'
+import { BACKEND_CHOICES, type BackendChoice, type GenerationDefaults, type Tokenizer } from '@swarm/kernels'
 import type { Runner } from '../generate.js'
 
 /** sampling defaults when the model files declare none: greedy, with top-k/top-p ready for --temperature > 0 */
@@ -33,6 +33,9 @@ ${swarmFlagsHelp}  --model PATH              GGUF file or Hugging Face model dir
   --chat                    wrap the prompt as one user message in the model's chat template
   --context N               KV cache length in tokens (default: prompt + max tokens, at most the model's context)
   --threads N               worker threads for backends that use them
+  --backend B               cpu | wasm | auto | webgpu (default auto: wasm when it loads, else the CPU reference;
+                            webgpu runs the blocks on the GPU, lavapipe without one); with --bootstrap it picks
+                            what runs the embeddings and LM head here (webgpu = auto), the nodes pick their own
   --json                    print one JSON object {tokens, text, promptTokens, finishReason, timings} instead of
                             streaming text; logs go to stderr
   -h, --help                show this help
@@ -53,6 +56,7 @@ export async function generateCommand (args: string[], ctx: CommandContext): Pro
     chat: { type: 'boolean' },
     context: { type: 'string' },
     threads: { type: 'string' },
+    backend: { type: 'string' },
     json: { type: 'boolean' },
     ...swarmFlags
   })
@@ -72,6 +76,8 @@ export async function generateCommand (args: string[], ctx: CommandContext): Pro
   const seed = integerFlag(values, 'seed', 0)
   const contextFlag = integerFlag(values, 'context', 1)
   const threads = integerFlag(values, 'threads', 1)
+  const backend = (values.backend ?? 'auto') as BackendChoice
+  if (!BACKEND_CHOICES.includes(backend)) throw new UsageError(`--backend must be one of ${BACKEND_CHOICES.join(', ')}`)
   const stop = (values.stop as string[] | undefined) ?? []
   if (stop.some(s => s.length === 0)) throw new UsageError('--stop must not be empty')
   const json = values.json === true
@@ -125,10 +131,13 @@ export async function generateCommand (args: string[], ctx: CommandContext): Pro
     })
     return
   }
-  const { source, tokenizer, model, loadMs } = await loadLocalModel(modelPath, { signal: ctx.signal, threads })
+  const { source, tokenizer, model, loadMs } = await loadLocalModel(modelPath, { signal: ctx.signal, threads, backend })
   try {
-    await run(tokenizer, source.generation, model.config.contextLength, loadMs, async maxLength =>
-      ({ runner: model.createSession(maxLength), close: async () => {} }))
+    await run(tokenizer, source.generation, model.config.contextLength, loadMs, async maxLength => {
+      const session = model.createSession(maxLength)
+      const runner: Runner = { maxLength, forward: async tokens => await session.forwardAsync(tokens, { signal: ctx.signal }) }
+      return { runner, close: async () => { session.dispose() } }
+    })
   } finally {
     await source.close()
   }

@@ -1,7 +1,7 @@
 /** Opening a model for the CLI commands. */
 import { stat, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { LocalModel, loadTokenizer, openModel, selectBackend, type BackendChoice, type ModelSource, type Tokenizer } from '@swarm/kernels'
+import { LocalModel, loadTokenizer, openModel, selectBackend, type BackendChoice, type BlockExecutor, type ModelSource, type Tokenizer } from '@swarm/kernels'
 
 /** opens a GGUF file or HF directory (headers only); a missing path is a ModelNotFoundError */
 export async function openSource (path: string, signal?: AbortSignal): Promise<ModelSource> {
@@ -12,16 +12,16 @@ export interface LoadWeightsOptions {
   signal?: AbortSignal
   /** compute threads (wasm backend; default every core) */
   threads?: number
-  /** compute backend (default 'auto': wasm when it loads, else the CPU reference) */
+  /** compute backend (default 'auto': wasm when it loads, else the CPU reference; 'webgpu' runs the blocks on a GPU) */
   backend?: BackendChoice
 }
 
 /** reads the weights of an opened model; `loadMs` is the time that took; `backend`/`threads` say what runs it */
-export async function loadWeights (source: ModelSource, options: LoadWeightsOptions): Promise<{ model: LocalModel, loadMs: number, backend: string, threads: number }> {
+export async function loadWeights (source: ModelSource, options: LoadWeightsOptions): Promise<{ model: LocalModel, loadMs: number, backend: string, threads: number, executor?: BlockExecutor }> {
   const started = performance.now()
   const selected = await selectBackend(options.backend ?? 'auto', { threads: options.threads })
-  const model = await LocalModel.load(source, { signal: options.signal, threads: selected.threads, ops: selected.ops })
-  return { model, loadMs: performance.now() - started, backend: selected.name, threads: selected.threads }
+  const model = await LocalModel.load(source, { signal: options.signal, threads: selected.threads, ops: selected.ops, executor: selected.executor })
+  return { model, loadMs: performance.now() - started, backend: selected.name, threads: selected.threads, executor: selected.executor }
 }
 
 export interface OpenedModel {

@@ -36,7 +36,7 @@ export async function statusCommand (args: string[], ctx: CommandContext): Promi
   }
   const swarm = await connectSwarm(values, ctx)
   try {
-    const peers = await swarm.peers({ signal: ctx.signal })
+    const peers = await swarm.peers({ signal: ctx.signal, modelId: only?.modelId })
     const byModel = new Map<string, typeof peers>()
     for (const p of peers) {
       if (only !== undefined && p.modelId !== only.modelId) continue

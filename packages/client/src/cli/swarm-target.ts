@@ -1,6 +1,7 @@
 /** The swarm side of the CLI: --bootstrap / --swarm-key flags and a connected model for one command. */
 import { readFile } from 'node:fs/promises'
 import { parseSwarmKey } from '@swarm/protocol'
+import type { BackendChoice } from '@swarm/kernels'
 import { Swarm } from '../swarm.js'
 import type { RemoteModel } from '../remote-model.js'
 import { UsageError, type FlagValues } from './args.js'
@@ -44,7 +45,10 @@ export async function connectSwarm (values: FlagValues, ctx: CommandContext): Pr
 export async function withSwarmModel<T> (values: FlagValues, modelPath: string, ctx: CommandContext, fn: (model: RemoteModel, swarm: Swarm) => Promise<T>): Promise<T> {
   const swarm = await connectSwarm(values, ctx)
   try {
-    const model = await swarm.model(modelPath, { signal: ctx.signal })
+    // --backend / --threads (when the command has them) pick what runs the head here; the nodes choose their own
+    const backend = typeof values.backend === 'string' ? values.backend as BackendChoice : undefined
+    const threads = typeof values.threads === 'string' ? Number(values.threads) : undefined
+    const model = await swarm.model(modelPath, { signal: ctx.signal, backend, threads })
     return await fn(model, swarm)
   } finally {
     await swarm.close()

@@ -1,11 +1,18 @@
 import { BackendRegistry } from '../backend.js'
 import type { Ops } from '../backend-types.js'
+import type { BlockExecutor } from '../model/executor.js'
+import { createWebGpuExecutor } from '../webgpu/executor.js'
+import { useLocalLavapipe } from '../webgpu/lavapipe-env.js'
 import { createWasmBackend, type WasmBackend } from './backend.js'
 
-/** which compute backend a CLI runs: the CPU reference, the wasm one, or wasm when it loads (else the reference) */
-export type BackendChoice = 'cpu' | 'wasm' | 'auto'
+/**
+ * which compute backend a CLI runs: the CPU reference, the wasm one, wasm when it loads (else the reference), or
+ * WebGPU for the transformer blocks and, in a LocalModel, the final norm and LM head (host ops: wasm, else the
+ * reference, for the embeddings)
+ */
+export type BackendChoice = 'cpu' | 'wasm' | 'auto' | 'webgpu'
 
-export const BACKEND_CHOICES: readonly BackendChoice[] = ['cpu', 'wasm', 'auto']
+export const BACKEND_CHOICES: readonly BackendChoice[] = ['cpu', 'wasm', 'auto', 'webgpu']
 
 export interface SelectedBackend {
   /** the op set to hand to LocalModel/BlockStack/ModelHead.load */
@@ -17,6 +24,8 @@ export interface SelectedBackend {
   /** why 'auto' fell back to the reference, if it did */
   fallbackReason?: string
   wasm?: WasmBackend
+  /** the block executor (WebGPU) to hand to LocalModel/BlockStack.load with `ops`; call forwardAsync then */
+  executor?: BlockExecutor
 }
 
 /**
@@ -26,6 +35,12 @@ export interface SelectedBackend {
 export async function selectBackend (choice: BackendChoice = 'auto', options: { threads?: number } = {}): Promise<SelectedBackend> {
   const registry = new BackendRegistry()
   if (choice === 'cpu') return { ops: registry.ops(['cpu-reference']), name: 'cpu-reference', threads: 1 }
+  if (choice === 'webgpu') {
+    useLocalLavapipe() // a repo checkout's scripts/setup-lavapipe.sh result, when no Vulkan driver is configured
+    const executor = await createWebGpuExecutor() // throws WebGpuUnavailableError with a hint
+    const head = await selectBackend('auto', options)
+    return { ...head, name: `${executor.name} (embeddings: ${head.name})`, executor }
+  }
   try {
     const wasm = await createWasmBackend({ threads: options.threads })
     registry.register(wasm, 10)
