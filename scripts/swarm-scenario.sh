@@ -26,7 +26,7 @@
 #   WAIT_NODES      client: ready nodes to wait for [0]
 #   WAIT_TIMEOUT    seconds to wait for the bootstrap address and the nodes [120]
 #   PROMPT          client prompt ["The swarm keeps every block"]
-#   MAX_TOKENS      client: tokens to generate (greedy) [32]
+#   MAX_TOKENS      client: tokens to generate (greedy, --temperature 0 whatever the model's defaults) [32]
 #   COMPARE_LOCAL   client: 1 = also generate with --local and compare [1]
 #   KEEP_WORK       local: 1 = keep the temporary directory (model, shared files) [0]
 set -euo pipefail
@@ -141,11 +141,11 @@ role_client () {
   if [ "${COMPARE_LOCAL:-1}" = 1 ]; then
     # the reference generation runs meanwhile: it needs nothing from the swarm
     local_file=$(mktemp)
-    "${swarm[@]}" generate --local --model "$MODEL" --prompt "$prompt" --max-tokens "$max" --json > "$local_file" &
+    "${swarm[@]}" generate --local --model "$MODEL" --prompt "$prompt" --max-tokens "$max" --temperature 0 --json > "$local_file" &
     local_pid=$!
   fi
   say "client: generating $max tokens through $bootstrap"
-  swarm_out=$("${swarm[@]}" generate --bootstrap "$bootstrap" --model "$MODEL" --prompt "$prompt" --max-tokens "$max" --json) \
+  swarm_out=$("${swarm[@]}" generate --bootstrap "$bootstrap" --model "$MODEL" --prompt "$prompt" --max-tokens "$max" --temperature 0 --json) \
     || { [ -z "${local_pid:-}" ] || kill "$local_pid" 2>/dev/null || true; rm -f "${local_file:-}"; fail "client: swarm generate --bootstrap failed"; }
   printf 'swarm: %s\n' "$swarm_out"
   [ "${COMPARE_LOCAL:-1}" = 1 ] || return 0

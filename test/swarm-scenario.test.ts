@@ -6,7 +6,7 @@
  * structurally: every service runs the script with its role, and the nodes cover the model's blocks.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
-import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -154,10 +154,10 @@ describe('docker/compose.yaml and docker/Dockerfile', () => {
     for (const body of bodies) expect(body).toMatch(/^ {4}<<: \*swarm$/m)
     expect(text).toMatch(/^ {2}entrypoint: \["bash", "\/opt\/swarm\/scripts\/swarm-scenario\.sh"\]$/m)
     const blocks = bodies.slice(1, 4).map(body => /^ {6}BLOCKS: "(\d+):(\d+)"$/m.exec(body)!.slice(1).map(Number))
-    expect(blocks).toEqual([[0, 2], [2, 4], [4, 6]]) // the tiny preset has 6 blocks
+    expect(blocks).toEqual([[0, 2], [2, 3], [3, 4]]) // the default model has 4 blocks
     expect(bodies[4]).toMatch(/^ {6}WAIT_NODES: "3"$/m)
     expect(bodies[4]).toMatch(/^ {6}COMPARE_LOCAL: "1"$/m)
-    expect(text).toMatch(/^ {2}MODEL: \/opt\/swarm\/models\/tiny-q8_0\.gguf$/m)
+    expect(text).toMatch(/^ {2}MODEL: \/opt\/swarm\/packages\/kernels\/default-model\/kjv-llama-4m-f16\.gguf$/m)
     expect(text).toMatch(/^ {2}LISTEN_HOST: auto$/m)
   })
 
@@ -179,18 +179,21 @@ describe('docker/compose.yaml and docker/Dockerfile', () => {
     for (const [name, service] of Object.entries(config.services)) {
       expect(service.entrypoint).toEqual(['bash', '/opt/swarm/scripts/swarm-scenario.sh'])
       expect(service.command).toEqual([name.replace(/\d+$/, '')])
-      expect(service.environment.MODEL).toBe('/opt/swarm/models/tiny-q8_0.gguf')
+      expect(service.environment.MODEL).toBe('/opt/swarm/packages/kernels/default-model/kjv-llama-4m-f16.gguf')
       expect(service.environment.SHARED_DIR).toBe('/shared')
     }
-    expect(['node0', 'node1', 'node2'].map(n => config!.services[n].environment.BLOCKS)).toEqual(['0:2', '2:4', '4:6'])
+    expect(['node0', 'node1', 'node2'].map(n => config!.services[n].environment.BLOCKS)).toEqual(['0:2', '2:3', '3:4'])
   })
 
-  it('the Dockerfile builds on node:20-bookworm-slim with the README setup, bakes the compose model and uses swarm-node as entrypoint', async () => {
+  it('the Dockerfile builds on node:20-bookworm-slim with the README setup, ships the default model and uses swarm-node as entrypoint', async () => {
     const text = await readFile(join(root, 'docker/Dockerfile'), 'utf8')
     expect(text).toMatch(/^FROM node:20-bookworm-slim$/m)
     expect(text).toMatch(/^COPY \. \.$/m)
     expect(text).toMatch(/^RUN bash scripts\/setup\.sh/m)
-    expect(text).toContain('--out /opt/swarm/models/tiny-q8_0.gguf')
+    // the build context (the repository, packages/kernels/default-model included) keeps the default model
+    const ignore = await readFile(join(root, 'docker/Dockerfile.dockerignore'), 'utf8')
+    expect(ignore).not.toMatch(/default-model|^packages\/?$|^\*\*?$/m)
+    await stat(join(root, 'packages/kernels/default-model/kjv-llama-4m-f16.gguf'))
     expect(text).toMatch(/^ENTRYPOINT \["swarm-node"\]$/m)
   })
 })
