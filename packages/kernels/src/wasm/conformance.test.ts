@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { BackendRegistry } from '../backend.js'
+import { nmse, randomArray } from '../conformance-support.js'
 import { PRESETS, randomWeights, writeGgufModel, type GgufModelDType } from '../fixtures/random-model.js'
 import { openModel } from '../formats/index.js'
 import { LocalModel } from '../model/index.js'
@@ -33,37 +34,6 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const b of backends.values()) await b.close()
 })
-
-function nmse (out: Float32Array, ref: Float32Array): number {
-  let err = 0
-  let norm = 0
-  for (let i = 0; i < ref.length; i++) {
-    const d = out[i] - ref[i]
-    err += d * d
-    norm += ref[i] * ref[i]
-  }
-  if (!Number.isFinite(err)) return Infinity
-  return norm === 0 ? err : err / norm
-}
-
-/** mulberry32 uniform in [-1, 1) */
-function random (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1
-  }
-}
-
-function randomArray (n: number, seed: number, scale = 1): Float32Array {
-  const r = random(seed)
-  const a = new Float32Array(n)
-  for (let i = 0; i < n; i++) a[i] = r() * scale
-  return a
-}
 
 function weight (dtype: DType, rows: number, cols: number, seed: number): Tensor {
   const src = randomArray(rows * cols, seed)

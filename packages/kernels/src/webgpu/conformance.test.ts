@@ -15,7 +15,8 @@ import { quantize } from '../quant/index.js'
 import type { DType, RopeStyle, Tensor } from '../types.js'
 import { createWebGpuExecutor } from './executor.js'
 import { WebGpuOps } from './ops.js'
-import { nmse, randomArray, SKIP_WEBGPU, testExecutor } from './test-support.js'
+import { nmse, randomArray } from '../conformance-support.js'
+import { SKIP_WEBGPU, testExecutor } from './test-support.js'
 
 const MATMUL_TOLERANCE: Record<string, number> = { f32: 1e-10, f16: 1e-10, bf16: 1e-10, q8_0: 1e-10, q4_0: 1e-10, q4_K: 1e-10, q6_K: 1e-10 }
 const MATMUL_COLS: Record<string, number[]> = {

@@ -24,7 +24,9 @@ import { AsyncExecutorError, BlockStack, LocalModel } from '../model/index.js'
 import { syntheticVocab, tokenizerJsonFromVocab } from '../tokenizer/vocab.js'
 import type { ModelConfig } from '../types.js'
 import { createWebGpuExecutor, type WebGpuBlockExecutor } from './executor.js'
-import { argmax, nmse, randomArray, SKIP_WEBGPU, testExecutor } from './test-support.js'
+import { nmse, randomArray } from '../conformance-support.js'
+import { argmax } from '../sampler.js'
+import { SKIP_WEBGPU, testExecutor } from './test-support.js'
 
 const TOLERANCE: Record<string, number> = { f32: 1e-6, f16: 1e-6, bf16: 1e-6, q8_0: 1e-3, q4_0: 1e-3, q4_K: 1e-3, q6_K: 1e-3 }
 
