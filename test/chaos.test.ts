@@ -7,11 +7,9 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { runGeneration } from '@swarm/client'
-import { LocalModel, loadTokenizer, openModel, PRESETS, randomWeights, syntheticVocab, writeGgufModel } from '@swarm/kernels'
 import { median, runChaos } from './harness/chaos.js'
 import { ensureBuilt } from './harness/processes.js'
-import { swarmDefaultOps } from './harness/local.js'
+import { localGreedy, writeTinyModel } from './harness/local.js'
 
 const PROMPT = 'Failover keeps the sentence going'
 const GEN_TOKENS = 48
@@ -24,12 +22,8 @@ let expected: number[]
 beforeAll(async () => {
   await ensureBuilt()
   dir = await mkdtemp(join(tmpdir(), 'swarm-chaos-'))
-  modelPath = join(dir, 'tiny.gguf')
-  await writeGgufModel(modelPath, PRESETS.tiny, randomWeights(PRESETS.tiny, 11), { dtype: 'q8_0', vocab: syntheticVocab() })
-  const source = await openModel(modelPath)
-  const model = await LocalModel.load(source, await swarmDefaultOps())
-  expected = (await runGeneration(model.createSession(128), await loadTokenizer(source), PROMPT, { maxTokens: GEN_TOKENS })).tokens
-  await source.close()
+  modelPath = await writeTinyModel(dir, 11)
+  expected = await localGreedy(modelPath, PROMPT, GEN_TOKENS, 128)
   expect(expected).toHaveLength(GEN_TOKENS)
 })
 

@@ -10,7 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { LocalModel, loadTokenizer, openModel, PRESETS, randomWeights, syntheticVocab, writeGgufModel } from '@swarm/kernels'
+import { PRESETS } from '@swarm/kernels'
 import { runGeneration, Swarm } from '@swarm/client'
 import {
   createSwarmHost, encodeClientMessage, encodeInfoRequest, encodeTensor, ERROR_CODES, INFERENCE_PROTOCOL, INFO_PROTOCOL,
@@ -20,7 +20,7 @@ import {
 import { ensureBuilt } from './harness/processes.js'
 import { setup, type SwarmHarness } from './harness/swarm.js'
 import { lpStream, memoryOf, multiaddr, peerIdFromString } from './harness/libp2p.js'
-import { swarmDefaultOps } from './harness/local.js'
+import { localGreedy, writeTinyModel } from './harness/local.js'
 
 const PROMPT = 'Fuzzing never breaks the swarm'
 const GEN_TOKENS = 24
@@ -425,12 +425,8 @@ function summary (name: string, stats: Stats): string {
 beforeAll(async () => {
   await ensureBuilt()
   dir = await mkdtemp(join(tmpdir(), 'swarm-fuzz-'))
-  modelPath = join(dir, 'tiny.gguf')
-  await writeGgufModel(modelPath, config, randomWeights(config, 5), { dtype: 'q8_0', vocab: syntheticVocab() })
-  const source = await openModel(modelPath)
-  const model = await LocalModel.load(source, await swarmDefaultOps())
-  localTokens = (await runGeneration(model.createSession(64), await loadTokenizer(source), PROMPT, { maxTokens: GEN_TOKENS })).tokens
-  await source.close()
+  modelPath = await writeTinyModel(dir, 5)
+  localTokens = await localGreedy(modelPath, PROMPT, GEN_TOKENS, 64)
   // The node runs with a small V8 heap: a leak then ends in an out-of-memory crash instead of hiding in a heap that
   // V8 lets grow lazily (with default settings RSS climbs ~+100 MB over these frames and then levels off)
   const nodeOptions = process.env.NODE_OPTIONS

@@ -10,7 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { LocalModel, loadTokenizer, openModel, PRESETS, randomWeights, syntheticVocab, writeGgufModel } from '@swarm/kernels'
+import { PRESETS } from '@swarm/kernels'
 import { runGeneration, Swarm, type RemoteModel } from '@swarm/client'
 import {
   createSwarmHost, encodeClientMessage, encodeInfoRequest, INFERENCE_PROTOCOL, INFO_PROTOCOL, newSessionId,
@@ -19,7 +19,7 @@ import {
 import { ensureBuilt, root, type SwarmProcess } from './harness/processes.js'
 import { setup, type SwarmHarness } from './harness/swarm.js'
 import { lpStream, memoryOf, multiaddr, peerIdFromString } from './harness/libp2p.js'
-import { swarmDefaultOps } from './harness/local.js'
+import { localGreedy, writeTinyModel } from './harness/local.js'
 
 const PROMPT = 'Many hands make light work'
 const GEN_TOKENS = 16
@@ -40,12 +40,8 @@ let localTokens: number[]
 beforeAll(async () => {
   await ensureBuilt()
   dir = await mkdtemp(join(tmpdir(), 'swarm-load-'))
-  modelPath = join(dir, 'tiny.gguf')
-  await writeGgufModel(modelPath, config, randomWeights(config, 3), { dtype: 'q8_0', vocab: syntheticVocab() })
-  const source = await openModel(modelPath)
-  const model = await LocalModel.load(source, await swarmDefaultOps())
-  localTokens = (await runGeneration(model.createSession(MAX_LENGTH), await loadTokenizer(source), PROMPT, { maxTokens: GEN_TOKENS })).tokens
-  await source.close()
+  modelPath = await writeTinyModel(dir, 3)
+  localTokens = await localGreedy(modelPath, PROMPT, GEN_TOKENS, MAX_LENGTH)
 })
 
 afterAll(async () => {

@@ -13,7 +13,7 @@ import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { LocalModel, loadTokenizer, openModel, PRESETS, randomWeights, syntheticVocab, writeGgufModel } from '@swarm/kernels'
+import { PRESETS } from '@swarm/kernels'
 import { runGeneration, Swarm } from '@swarm/client'
 import {
   createSwarmHost, dialBootstrap, InvalidRecordError, InvalidSignatureError, packValue, parseSwarmKey, recordKey,
@@ -24,7 +24,7 @@ import { discoverRecords, fetchRecord } from '../packages/client/src/discovery.j
 import { ensureBuilt } from './harness/processes.js'
 import { setup, type SwarmHarness } from './harness/swarm.js'
 import { generateKeyPair, multiaddr, peerIdFromPrivateKey, privateKeyFromProtobuf } from './harness/libp2p.js'
-import { swarmDefaultOps } from './harness/local.js'
+import { localGreedy, writeTinyModel } from './harness/local.js'
 
 const PROMPT = 'Only friends may enter'
 const GEN_TOKENS = 16
@@ -38,12 +38,8 @@ let localTokens: number[]
 beforeAll(async () => {
   await ensureBuilt()
   dir = await mkdtemp(join(tmpdir(), 'swarm-security-'))
-  modelPath = join(dir, 'tiny.gguf')
-  await writeGgufModel(modelPath, config, randomWeights(config, 9), { dtype: 'q8_0', vocab: syntheticVocab() })
-  const source = await openModel(modelPath)
-  const model = await LocalModel.load(source, await swarmDefaultOps())
-  localTokens = (await runGeneration(model.createSession(64), await loadTokenizer(source), PROMPT, { maxTokens: GEN_TOKENS })).tokens
-  await source.close()
+  modelPath = await writeTinyModel(dir, 9)
+  localTokens = await localGreedy(modelPath, PROMPT, GEN_TOKENS, 64)
 })
 
 afterAll(async () => {

@@ -10,12 +10,11 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { LocalModel, loadTokenizer, openModel, PRESETS, randomWeights, syntheticVocab, writeGgufModel } from '@swarm/kernels'
-import { runGeneration } from '@swarm/client'
+import { PRESETS } from '@swarm/kernels'
 import { ensureBuilt, root, swarmCli } from './harness/processes.js'
 import { setup, type SwarmHarness } from './harness/swarm.js'
 import { createNetnsLab, namespaces, netnsUnavailableReason, removeStaleNamespaces, type NetnsLab } from './harness/netns.js'
-import { swarmDefaultOps } from './harness/local.js'
+import { localGreedy, writeTinyModel } from './harness/local.js'
 
 const PROMPT = 'The swarm keeps every block'
 const GEN_TOKENS = 32
@@ -46,14 +45,9 @@ describe.skipIf(skipReason !== undefined)(`three nodes in separate network names
   beforeAll(async () => {
     await ensureBuilt()
     dir = await mkdtemp(join(tmpdir(), 'swarm-netns-'))
-    modelPath = join(dir, 'tiny.gguf')
-    const config = PRESETS.tiny
-    nLayers = config.nLayers
-    await writeGgufModel(modelPath, config, randomWeights(config, 7), { dtype: 'q8_0', vocab: syntheticVocab() })
-    const source = await openModel(modelPath)
-    const model = await LocalModel.load(source, await swarmDefaultOps())
-    localTokens = (await runGeneration(model.createSession(128), await loadTokenizer(source), PROMPT, { maxTokens: GEN_TOKENS })).tokens
-    await source.close()
+    modelPath = await writeTinyModel(dir, 7)
+    nLayers = PRESETS.tiny.nLayers
+    localTokens = await localGreedy(modelPath, PROMPT, GEN_TOKENS, 128)
     expect(localTokens).toHaveLength(GEN_TOKENS)
 
     lab = await createNetnsLab({ hosts: HOSTS })

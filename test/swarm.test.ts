@@ -8,11 +8,11 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { LocalModel, loadTokenizer, openModel, PRESETS, randomWeights, syntheticVocab, writeGgufModel } from '@swarm/kernels'
+import { LocalModel, loadTokenizer, openModel, PRESETS } from '@swarm/kernels'
 import { MissingBlocksError, runGeneration, Swarm } from '@swarm/client'
 import { ensureBuilt, root, swarmCli } from './harness/processes.js'
 import { setup, type SwarmHarness } from './harness/swarm.js'
-import { swarmDefaultOps } from './harness/local.js'
+import { swarmDefaultOps, writeTinyModel } from './harness/local.js'
 
 const PROMPT = 'The swarm keeps every block'
 const GEN_TOKENS = 32
@@ -37,10 +37,8 @@ const logitTokens = [1, 17, 42, 99, 5, 300, 7, 8]
 beforeAll(async () => {
   await ensureBuilt()
   dir = await mkdtemp(join(tmpdir(), 'swarm-test-'))
-  modelPath = join(dir, 'tiny.gguf')
-  const config = PRESETS.tiny
-  nLayers = config.nLayers
-  await writeGgufModel(modelPath, config, randomWeights(config, 7), { dtype: 'q8_0', vocab: syntheticVocab() })
+  modelPath = await writeTinyModel(dir, 7)
+  nLayers = PRESETS.tiny.nLayers
   // the reference: the whole model in this process
   const source = await openModel(modelPath)
   const tokenizer = await loadTokenizer(source)
