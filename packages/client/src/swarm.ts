@@ -72,14 +72,8 @@ export class Swarm {
       const modelId = options.modelId ?? computeModelId({ config: source.config, manifest: await weightsManifest(source, { signal: options.signal }) })
       const tokenizer = await loadTokenizer(source)
       const selected = await selectBackend(options.backend === 'webgpu' ? 'auto' : options.backend ?? 'auto', { threads: options.threads ?? 1 })
-      let head: ModelHead
       try {
-        head = await ModelHead.load(source, { signal: options.signal, ops: selected.ops, threads: selected.threads })
-      } catch (err) {
-        await selected.wasm?.close()
-        throw err
-      }
-      try {
+        const head = await ModelHead.load(source, { signal: options.signal, ops: selected.ops, threads: selected.threads })
         const view = new ModelView(this.host, modelId, source.config.nLayers, this.log)
         await view.refresh(options.signal)
         const model = new RemoteModel(this.host, view, head, tokenizer, source.generation, this.log, () => {

@@ -1,7 +1,7 @@
 /** `swarm bench`: load time, prefill and greedy decode throughput, peak memory of one model in this process. */
-import { argmax, BACKEND_CHOICES, createRandom, measureReadBandwidth, WebGpuBlockExecutor, type BackendChoice } from '@swarm/kernels'
+import { argmax, BACKEND_CHOICES, createRandom, measureReadBandwidth, WebGpuBlockExecutor } from '@swarm/kernels'
 import { ContextOverflowError } from '../errors.js'
-import { integerFlag, parseFlags, UsageError, modelPathOf } from './args.js'
+import { choiceFlag, integerFlag, parseFlags, modelPathOf } from './args.js'
 import { loadWeights, modelBytes, openSource } from './model.js'
 import type { CommandContext } from './context.js'
 import { swarmFlags, swarmFlagsHelp, targetOf, withSwarmModel } from './swarm-target.js'
@@ -77,8 +77,7 @@ export async function benchCommand (args: string[], ctx: CommandContext): Promis
   const promptTokens = integerFlag(values, 'prompt-tokens', 1) ?? DEFAULT_BENCH_PROMPT_TOKENS
   const genTokens = integerFlag(values, 'gen-tokens', 1) ?? DEFAULT_BENCH_GEN_TOKENS
   const json = values.json === true
-  const backendChoice = (values.backend ?? 'auto') as BackendChoice
-  if (!BACKEND_CHOICES.includes(backendChoice)) throw new UsageError(`--backend must be one of ${BACKEND_CHOICES.join(', ')}`)
+  const backendChoice = choiceFlag(values, 'backend', BACKEND_CHOICES) ?? 'auto'
   if (targetOf(values, { localFlag: false }) === 'swarm') {
     const started = performance.now()
     await withSwarmModel(values, modelPath, ctx, async model => {
@@ -95,7 +94,7 @@ export async function benchCommand (args: string[], ctx: CommandContext): Promis
       } finally {
         await session.close()
       }
-    })
+    }, { backend: backendChoice, threads })
     return
   }
 

@@ -1,11 +1,11 @@
 /** `swarm generate`: text generation, in this process (--local) or through the swarm (--bootstrap). */
 import { ContextOverflowError } from '../errors.js'
 import { DEFAULT_MAX_TOKENS, encodePrompt, runGeneration } from '../generate.js'
-import { integerFlag, numberFlag, parseFlags, UsageError, modelPathOf } from './args.js'
+import { choiceFlag, integerFlag, numberFlag, parseFlags, UsageError, modelPathOf } from './args.js'
 import { loadLocalModel } from './model.js'
 import type { CommandContext } from './context.js'
 import { swarmFlags, swarmFlagsHelp, targetOf, withSwarmModel } from './swarm-target.js'
-import { BACKEND_CHOICES, type BackendChoice, type GenerationDefaults, type Tokenizer } from '@swarm/kernels'
+import { BACKEND_CHOICES, type GenerationDefaults, type Tokenizer } from '@swarm/kernels'
 import type { Runner } from '../generate.js'
 
 /** sampling defaults when the model files declare none: greedy, with top-k/top-p ready for --temperature > 0 */
@@ -76,8 +76,7 @@ export async function generateCommand (args: string[], ctx: CommandContext): Pro
   const seed = integerFlag(values, 'seed', 0)
   const contextFlag = integerFlag(values, 'context', 1)
   const threads = integerFlag(values, 'threads', 1)
-  const backend = (values.backend ?? 'auto') as BackendChoice
-  if (!BACKEND_CHOICES.includes(backend)) throw new UsageError(`--backend must be one of ${BACKEND_CHOICES.join(', ')}`)
+  const backend = choiceFlag(values, 'backend', BACKEND_CHOICES) ?? 'auto'
   const stop = (values.stop as string[] | undefined) ?? []
   if (stop.some(s => s.length === 0)) throw new UsageError('--stop must not be empty')
   const json = values.json === true
@@ -128,7 +127,7 @@ export async function generateCommand (args: string[], ctx: CommandContext): Pro
         const session = await model.inferenceSession({ maxLength, signal: ctx.signal })
         return { runner: model.runner(session, ctx.signal), close: async () => { await session.close() } }
       })
-    })
+    }, { backend, threads })
     return
   }
   const { source, tokenizer, model, loadMs } = await loadLocalModel(modelPath, { signal: ctx.signal, threads, backend })

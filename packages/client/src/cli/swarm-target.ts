@@ -1,8 +1,7 @@
 /** The swarm side of the CLI: --bootstrap / --swarm-key flags and a connected model for one command. */
 import { readFile } from 'node:fs/promises'
 import { parseSwarmKey } from '@swarm/protocol'
-import type { BackendChoice } from '@swarm/kernels'
-import { Swarm } from '../swarm.js'
+import { Swarm, type ModelOptions } from '../swarm.js'
 import type { RemoteModel } from '../remote-model.js'
 import { UsageError, type FlagValues } from './args.js'
 import type { CommandContext } from './context.js'
@@ -41,14 +40,15 @@ export async function connectSwarm (values: FlagValues, ctx: CommandContext): Pr
   })
 }
 
-/** connects, opens the model (its head only), runs `fn`, and closes everything */
-export async function withSwarmModel<T> (values: FlagValues, modelPath: string, ctx: CommandContext, fn: (model: RemoteModel, swarm: Swarm) => Promise<T>): Promise<T> {
+/**
+ * connects, opens the model (its head only, on `head`'s backend and threads: the command's --backend/--threads; the
+ * nodes choose their own), runs `fn`, and closes everything
+ */
+export async function withSwarmModel<T> (values: FlagValues, modelPath: string, ctx: CommandContext, fn: (model: RemoteModel, swarm: Swarm) => Promise<T>,
+  head: Pick<ModelOptions, 'backend' | 'threads'> = {}): Promise<T> {
   const swarm = await connectSwarm(values, ctx)
   try {
-    // --backend / --threads (when the command has them) pick what runs the head here; the nodes choose their own
-    const backend = typeof values.backend === 'string' ? values.backend as BackendChoice : undefined
-    const threads = typeof values.threads === 'string' ? Number(values.threads) : undefined
-    const model = await swarm.model(modelPath, { signal: ctx.signal, backend, threads })
+    const model = await swarm.model(modelPath, { signal: ctx.signal, ...head })
     return await fn(model, swarm)
   } finally {
     await swarm.close()
