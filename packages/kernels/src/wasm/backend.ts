@@ -286,22 +286,20 @@ class WasmBackendImpl implements WasmBackend {
   }
 
   swiglu = (out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void => {
-    const base = this.scratch(align(n * 4) * 2)
-    const gPtr = base
-    const uPtr = base + align(n * 4)
-    this.f32.set(gate.subarray(0, n), gPtr >> 2)
-    this.f32.set(up.subarray(0, n), uPtr >> 2)
-    this.k.swiglu(gPtr, gPtr, uPtr, n)
-    out.set(this.f32.subarray(gPtr >> 2, (gPtr >> 2) + n))
+    this.elementwise('swiglu', out, gate, up, n)
   }
 
   add = (out: Float32Array, a: Float32Array, b: Float32Array, n: number): void => {
-    const base = this.scratch(align(n * 4) * 2)
-    const aPtr = base
-    const bPtr = base + align(n * 4)
+    this.elementwise('add', out, a, b, n)
+  }
+
+  /** out = kernel(a, b) over n values: a and b copied into scratch, the result computed in place of a */
+  private elementwise (kernel: 'swiglu' | 'add', out: Float32Array, a: Float32Array, b: Float32Array, n: number): void {
+    const aPtr = this.scratch(align(n * 4) * 2)
+    const bPtr = aPtr + align(n * 4)
     this.f32.set(a.subarray(0, n), aPtr >> 2)
     this.f32.set(b.subarray(0, n), bPtr >> 2)
-    this.k.add(aPtr, aPtr, bPtr, n)
+    this.k[kernel](aPtr, aPtr, bPtr, n)
     out.set(this.f32.subarray(aPtr >> 2, (aPtr >> 2) + n))
   }
 
