@@ -31,6 +31,7 @@ const model = process.env.MODEL ?? defaultModelPath()
 const split = (process.env.SPLIT ?? '0:2 2:3 3:4').trim().split(/\s+/)
 const prompt = process.env.PROMPT ?? 'And it came to pass, when the king'
 const maxTokens = process.env.MAX_TOKENS ?? '64'
+const READY_TIMEOUT_MS = 120_000
 const logDir = mkdtempSync(join(tmpdir(), 'swarm-demo-'))
 const say = message => process.stderr.write(`\x1b[2m[demo]\x1b[0m ${message}\n`)
 
@@ -54,6 +55,7 @@ function start (name, args) {
       } catch {}
     })
     exit.then(code => reject(new Error(`${name} exited (${code}) before it was ready; its log:\n${tail(log)}`)))
+    setTimeout(() => reject(new Error(`${name} not ready after ${READY_TIMEOUT_MS / 1000} s; its log:\n${tail(log)}`)), READY_TIMEOUT_MS).unref()
   })
 }
 
