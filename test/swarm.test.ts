@@ -205,7 +205,7 @@ describe('a block with no server', () => {
 
   it('swarm generate fails with one line naming the missing block', async () => {
     const run = await swarm('generate', '--bootstrap', harness.bootstrap, '--model', modelPath, '--prompt', 'hi', '--max-tokens', '4')
-    expect(run.code).toBe(1)
+    expect(run.code, run.stderr).toBe(1)
     expect(run.stderr.trim().split('\n')).toHaveLength(1)
     expect(run.stderr).toMatch(/^swarm: no server for block 2 of this model/)
   })

@@ -81,4 +81,12 @@ process.stdout.on('error', error => {
   throw error
 })
 
-process.exitCode = await main(process.argv.slice(2))
+// libp2p and this client bound their waits with AbortSignal.timeout, whose timer does not keep Node running: if a
+// command waited on one at a moment with no open socket, Node would end it with exit code 13 (unsettled top-level
+// await) instead of letting the timeout fire and report. This timer keeps the process up until main returns.
+const keepAlive = setInterval(() => {}, 2 ** 30)
+try {
+  process.exitCode = await main(process.argv.slice(2))
+} finally {
+  clearInterval(keepAlive)
+}

@@ -13,7 +13,7 @@ import { lpStream } from '@libp2p/utils'
 import { defaultModelPath, loadTokenizer, ModelHead, openModel, selectBackend, weightsManifest, type BackendChoice } from '@swarm/kernels'
 import {
   computeModelId, createSwarmHost, dialBootstrap, encodeInfoRequest, INFO_PROTOCOL, parseInfoResponse, type InfoMessage,
-  type SwarmHost
+  stopHost, type SwarmHost
 } from '@swarm/protocol'
 import { ClosedError } from './errors.js'
 import { ModelView } from './model-view.js'
@@ -55,7 +55,7 @@ export class Swarm {
     try {
       await dialBootstrap(host, options.bootstrap, { signal: options.signal })
     } catch (err) {
-      await host.stop()
+      await stopHost(host)
       throw err
     }
     return new Swarm(host, options.log ?? (() => {}))
@@ -134,6 +134,6 @@ export class Swarm {
     if (this.closed) return
     this.closed = true
     await Promise.all([...this.models].map(async m => { await m.close() }))
-    await this.host.stop()
+    await stopHost(this.host)
   }
 }

@@ -1,7 +1,7 @@
 /** `swarm-node serve` and `swarm-node dht`: argument handling, the ready line, signals. */
 import { readFile } from 'node:fs/promises'
 import type { PrivateKey } from '@libp2p/interface'
-import { createSwarmHost, dialBootstrap, parseSwarmKey } from '@swarm/protocol'
+import { createSwarmHost, dialBootstrap, parseSwarmKey, stopHost } from '@swarm/protocol'
 import type { BackendChoice } from '@swarm/kernels'
 import { loadOrCreateKey } from './key.js'
 import { startServer } from './server.js'
@@ -126,7 +126,7 @@ export async function dht (flags: { listen: string[], bootstrap: string[], key?:
   try {
     await dialBootstrap(host, flags.bootstrap)
   } catch (err) {
-    await host.stop()
+    await stopHost(host)
     throw err
   }
   const addrs = host.getMultiaddrs().map(a => a.toString())
@@ -134,5 +134,5 @@ export async function dht (flags: { listen: string[], bootstrap: string[], key?:
   else process.stdout.write(`DHT peer ${host.peerId.toString()}\n${addrs.map(a => `  ${a}`).join('\n')}\n`)
   const signal = await untilSignal()
   log(`${signal}: stopping`)
-  await host.stop()
+  await stopHost(host)
 }

@@ -8,7 +8,7 @@ import { openModel, useLocalLavapipe, weightsManifest, type BackendChoice, type 
 import {
   computeModelId, createSwarmHost, dialBootstrap, DEFAULT_RECORD_REFRESH_MS, DEFAULT_RECORD_TTL_MS, INFERENCE_PROTOCOL,
   INFO_PROTOCOL, modelCid, nextRecordSeq, PROTOCOL_VERSION, recordKey, signRecord, type InfoMessage, type ServerState,
-  type SwarmHost, type SwarmRecord, type Throughput
+  stopHost, type SwarmHost, type SwarmRecord, type Throughput
 } from '@swarm/protocol'
 import { Compute } from './compute.js'
 import {
@@ -163,14 +163,14 @@ export async function startServer (options: ServerOptions): Promise<SwarmServer>
         const deadline = Date.now() + (stopOptions.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS)
         while (table.size > 0 && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 50))
         for (const session of table.all()) session.close('node stopping')
-        await host!.stop()
+        await stopHost(host!)
         await compute.stop()
       })()
       await stopping
     }
     return { host, modelId, config, blocks: [start, end], throughput, stop }
   } catch (err) {
-    if (host !== undefined) await Promise.resolve(host.stop()).catch(() => {})
+    if (host !== undefined) await stopHost(host).catch(() => {})
     await compute.stop()
     throw err
   }

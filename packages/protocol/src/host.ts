@@ -83,6 +83,21 @@ export async function createSwarmHost (options: SwarmHostOptions = {}): Promise<
   }) as SwarmHost
 }
 
+/**
+ * Stops a host, keeping the process alive until it has stopped. libp2p bounds its waits while stopping (a connection's
+ * close event, the close handshake) with AbortSignal.timeout, whose timer does not hold Node's event loop: once the
+ * sockets are gone, a process with nothing else to do would otherwise end mid-stop with exit code 13 (unsettled
+ * top-level await) instead of finishing its shutdown.
+ */
+export async function stopHost (host: SwarmHost): Promise<void> {
+  const keepAlive = setInterval(() => {}, 60_000)
+  try {
+    await host.stop()
+  } finally {
+    clearInterval(keepAlive)
+  }
+}
+
 /** Dials each bootstrap multiaddr; returns how many answered. Fails only when none did. */
 export async function dialBootstrap (host: SwarmHost, addrs: readonly string[], options: { signal?: AbortSignal } = {}): Promise<number> {
   if (addrs.length === 0) return 0

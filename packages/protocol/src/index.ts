@@ -55,5 +55,5 @@ export {
 export { type WeightsManifestEntry, type ModelIdentity, computeModelId, modelCid, canonicalJson } from './model-id.js'
 export {
   type SwarmHost, type SwarmHostOptions, type SwarmServices, DEFAULT_PING_INTERVAL_MS, createSwarmHost, dialBootstrap,
-  BootstrapError, parseSwarmKey
+  stopHost, BootstrapError, parseSwarmKey
 } from './host.js'
