@@ -76,6 +76,10 @@ try {
   for (const [a, b] of spans) {
     await start(['serve', '--model', o.model, '--blocks', `${a}:${b}`, '--bootstrap', bootstrap, '--threads', String(o.threads), '--json'])
   }
+  // volunteers' nodes run for hours: one discarded run through the swarm (and one local) first, so the nodes' JIT
+  // is warm as it is in a long-running swarm; every measured run is a fresh client process, as is every local run
+  bench(['--threads', String(o.threads)])
+  bench(['--bootstrap', bootstrap])
   const local = []
   const swarm = []
   for (let run = 0; run < o.runs; run++) {
