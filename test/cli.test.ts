@@ -2,51 +2,18 @@
  * The built `swarm` and `swarm-node` executables, run as real processes: output formats, agreement with the
  * in-process model, and the one-line error contract for every kind of bad input.
  */
-import { execFile, execFileSync } from 'node:child_process'
-import { mkdtemp, readFile, rm, stat, writeFile, readdir } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createSampler, LocalModel, loadTokenizer, openModel } from '@swarm/kernels'
+import { ensureBuilt, nodeCli, runCli, swarmCli, type CliRun } from './harness/processes.js'
 
-const root = fileURLToPath(new URL('..', import.meta.url))
-const swarmCli = join(root, 'packages/client/dist/cli.js')
-const nodeCli = join(root, 'packages/node/dist/cli.js')
-
-interface Run { code: number, stdout: string, stderr: string }
-
-async function run (cli: string, args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return await new Promise(resolve => {
-    execFile(process.execPath, [cli, ...args], { cwd: root, env: { ...process.env, ...env }, maxBuffer: 256 * 2 ** 20 }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1
-      resolve({ code, stdout, stderr })
-    })
-  })
-}
-const swarm = async (...args: string[]): Promise<Run> => await run(swarmCli, args)
-const swarmNode = async (...args: string[]): Promise<Run> => await run(nodeCli, args)
-
-/** newest mtime of the .ts sources under `dir` */
-async function newestSource (dir: string): Promise<number> {
-  let newest = 0
-  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
-    if (entry.isFile() && entry.name.endsWith('.ts') && !entry.name.endsWith('.test.ts')) {
-      newest = Math.max(newest, (await stat(join(entry.parentPath, entry.name))).mtimeMs)
-    }
-  }
-  return newest
-}
-
-/** builds the workspace unless the CLIs are newer than every source they are built from */
-async function ensureBuilt (): Promise<void> {
-  const built = await Promise.all([swarmCli, nodeCli].map(async f => await stat(f).then(s => s.mtimeMs, () => 0)))
-  const sources = await Promise.all(['kernels', 'client', 'node', 'protocol'].map(async p => await newestSource(join(root, 'packages', p, 'src'))))
-  if (Math.min(...built) < Math.max(...sources)) execFileSync('npx', ['tsc', '-b'], { cwd: root, stdio: 'inherit' })
-}
+const swarm = async (...args: string[]): Promise<CliRun> => await runCli(swarmCli, args)
+const swarmNode = async (...args: string[]): Promise<CliRun> => await runCli(nodeCli, args)
 
 /** the error contract: non-zero exit, exactly one line on stderr starting with the program name, no stack */
-function expectOneLineError (result: Run, program = 'swarm', code?: number): void {
+function expectOneLineError (result: CliRun, program = 'swarm', code?: number): void {
   expect(result.code, `stdout: ${result.stdout}\nstderr: ${result.stderr}`).not.toBe(0)
   if (code !== undefined) expect(result.code, result.stderr).toBe(code)
   const lines = result.stderr.split('\n').filter(line => line.length > 0)
@@ -56,7 +23,7 @@ function expectOneLineError (result: Run, program = 'swarm', code?: number): voi
 }
 
 /** stdout must be one JSON document and nothing else */
-function parseJson (result: Run): any {
+function parseJson (result: CliRun): any {
   expect(result.code, result.stderr).toBe(0)
   expect(result.stdout.trim().split('\n')).toHaveLength(1)
   return JSON.parse(result.stdout)
@@ -290,7 +257,7 @@ describe('bad input: one line on stderr, no stack, non-zero exit', () => {
   })
 
   it('SWARM_DEBUG=1 adds the stack', async () => {
-    const result = await run(swarmCli, ['tokenize', '--model', join(dir, 'nope.gguf'), '--text', 'x'], { SWARM_DEBUG: '1' })
+    const result = await runCli(swarmCli, ['tokenize', '--model', join(dir, 'nope.gguf'), '--text', 'x'], { SWARM_DEBUG: '1' })
     expect(result.code).toBe(1)
     expect(result.stderr).toMatch(/^swarm: no such file or directory/)
     expect(result.stderr).toMatch(/^\s+at /m)

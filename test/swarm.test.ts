@@ -3,29 +3,20 @@
  * nodes (TCP, noise, yamux, kad-dht), driven by the `swarm` CLI and by the SDK. A model split across nodes must
  * generate exactly what one process generates.
  */
-import { execFile } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { LocalModel, loadTokenizer, openModel, PRESETS } from '@swarm/kernels'
 import { MissingBlocksError, runGeneration, Swarm } from '@swarm/client'
-import { ensureBuilt, root, swarmCli } from './harness/processes.js'
+import { ensureBuilt, runCli, swarmCli, type CliRun } from './harness/processes.js'
 import { setup, type SwarmHarness } from './harness/swarm.js'
 import { swarmDefaultOps, writeTinyModel } from './harness/local.js'
 
 const PROMPT = 'The swarm keeps every block'
 const GEN_TOKENS = 32
 
-interface Run { code: number, stdout: string, stderr: string }
-
-async function swarm (...args: string[]): Promise<Run> {
-  return await new Promise(resolve => {
-    execFile(process.execPath, [swarmCli, ...args], { cwd: root, maxBuffer: 256 * 2 ** 20 }, (error, stdout, stderr) => {
-      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : -1, stdout, stderr })
-    })
-  })
-}
+const swarm = async (...args: string[]): Promise<CliRun> => await runCli(swarmCli, args)
 
 let dir: string
 let modelPath: string

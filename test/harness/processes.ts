@@ -3,7 +3,7 @@
  * for until it prints its JSON ready line, with its stderr kept for failure messages. Processes are killed by
  * cleanup() (and by an exit hook, so a crashed test leaves none behind).
  */
-import { spawn, type ChildProcess, execFileSync } from 'node:child_process'
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -11,6 +11,18 @@ import { fileURLToPath } from 'node:url'
 export const root = fileURLToPath(new URL('../..', import.meta.url))
 export const swarmCli = join(root, 'packages/client/dist/cli.js')
 export const nodeCli = join(root, 'packages/node/dist/cli.js')
+
+/** what a CLI run to completion printed, and its exit code (-1 when it ended by a signal) */
+export interface CliRun { code: number, stdout: string, stderr: string }
+
+/** runs `node CLI ARGS...` from the repository root to completion (extra `env` on top of this process's) */
+export async function runCli (cli: string, args: string[], env: Record<string, string> = {}): Promise<CliRun> {
+  return await new Promise(resolve => {
+    execFile(process.execPath, [cli, ...args], { cwd: root, env: { ...process.env, ...env }, maxBuffer: 256 * 2 ** 20 }, (error, stdout, stderr) => {
+      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : -1, stdout, stderr })
+    })
+  })
+}
 
 export interface ReadyLine {
   event: 'ready'
