@@ -3,6 +3,10 @@
 // process, alternating runs, and the milliseconds each hop adds per token.
 //
 //   node scripts/bench-swarm.mjs [--model PATH] [--threads 1] [--prompt-tokens 128] [--gen-tokens 64] [--runs 3]
+//                                [--push on|off|both]
+//
+// --push: server-to-server push on (the default, as clients run), off (`swarm bench --no-push`: every span's output
+// goes back through the client), or both (alternating, each printed with its ratio).
 //
 // Default model: the TinyLlama-shaped random 8-layer q8_0 GGUF (dim 2048, 32 heads / 4 KV heads, ffn 5632,
 // vocab 32000), written to .cache/bench/ on first use. Nodes serve thirds of the blocks ([0, 3), [3, 5), [5, 8) for 8) with --threads N each;
@@ -17,7 +21,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const swarmCli = join(root, 'packages/client/dist/cli.js')
 const nodeCli = join(root, 'packages/node/dist/cli.js')
 
-const o = { threads: 1, promptTokens: 128, genTokens: 64, runs: 3 }
+const o = { threads: 1, promptTokens: 128, genTokens: 64, runs: 3, push: 'on' }
 const argv = process.argv.slice(2)
 for (let i = 0; i < argv.length; i++) {
   const a = argv[i]
@@ -27,8 +31,12 @@ for (let i = 0; i < argv.length; i++) {
   else if (a === '--prompt-tokens') o.promptTokens = Number(v())
   else if (a === '--gen-tokens') o.genTokens = Number(v())
   else if (a === '--runs') o.runs = Number(v())
+  else if (a === '--push') o.push = v()
   else { console.error(`unknown argument ${a}`); process.exit(2) }
 }
+if (!['on', 'off', 'both'].includes(o.push)) { console.error('--push takes on, off or both'); process.exit(2) }
+const modes = o.push === 'both' ? ['on', 'off'] : [o.push]
+const modeArgs = mode => mode === 'off' ? ['--no-push'] : []
 
 if (o.model === undefined) {
   o.model = join(root, '.cache/bench/tinyllama-8l-q8_0.gguf')
@@ -79,24 +87,29 @@ try {
   // volunteers' nodes run for hours: one discarded run through the swarm (and one local) first, so the nodes' JIT
   // is warm as it is in a long-running swarm; every measured run is a fresh client process, as is every local run
   bench(['--threads', String(o.threads)])
-  bench(['--bootstrap', bootstrap])
+  for (const mode of modes) bench(['--bootstrap', bootstrap, ...modeArgs(mode)])
   const local = []
-  const swarm = []
+  const swarm = Object.fromEntries(modes.map(m => [m, []]))
   for (let run = 0; run < o.runs; run++) {
     local.push(bench(['--threads', String(o.threads)]))
-    swarm.push(bench(['--bootstrap', bootstrap]))
-    console.error(`run ${run + 1}/${o.runs}: local decode ${local.at(-1).decodeTokensPerSecond.toFixed(2)} tok/s, swarm ${swarm.at(-1).decodeTokensPerSecond.toFixed(2)} tok/s`)
+    for (const mode of modes) swarm[mode].push(bench(['--bootstrap', bootstrap, ...modeArgs(mode)]))
+    console.error(`run ${run + 1}/${o.runs}: local decode ${local.at(-1).decodeTokensPerSecond.toFixed(2)} tok/s, ` +
+      modes.map(m => `swarm (push ${m}) ${swarm[m].at(-1).decodeTokensPerSecond.toFixed(2)} tok/s`).join(', '))
   }
-  const hops = swarm[0].route.length
+  const first = swarm[modes[0]][0]
+  const hops = first.route.length
   const ld = median(local.map(r => r.decodeTokensPerSecond))
-  const sd = median(swarm.map(r => r.decodeTokensPerSecond))
   const lp = median(local.map(r => r.prefillTokensPerSecond))
-  const sp = median(swarm.map(r => r.prefillTokensPerSecond))
   console.log(`model   ${o.model}`)
-  console.log(`route   ${swarm[0].route.map(r => `[${r.blocks[0]}, ${r.blocks[1]})`).join(' -> ')} (${hops} nodes, --threads ${o.threads} each; local --threads ${o.threads})`)
-  console.log(`decode  local ${ld.toFixed(2)} tok/s   swarm ${sd.toFixed(2)} tok/s   ratio swarm/local ${(sd / ld).toFixed(3)}`)
-  console.log(`prefill local ${lp.toFixed(1)} tok/s   swarm ${sp.toFixed(1)} tok/s   ratio swarm/local ${(sp / lp).toFixed(3)}`)
-  console.log(`added per token ${(1000 / sd - 1000 / ld).toFixed(2)} ms, per hop ${((1000 / sd - 1000 / ld) / hops).toFixed(2)} ms (medians of ${o.runs} alternating runs)`)
+  console.log(`route   ${first.route.map(r => `[${r.blocks[0]}, ${r.blocks[1]})`).join(' -> ')} (${hops} nodes, --threads ${o.threads} each; local --threads ${o.threads})`)
+  for (const mode of modes) {
+    const sd = median(swarm[mode].map(r => r.decodeTokensPerSecond))
+    const sp = median(swarm[mode].map(r => r.prefillTokensPerSecond))
+    console.log(`server-to-server push ${mode}`)
+    console.log(`  decode  local ${ld.toFixed(2)} tok/s   swarm ${sd.toFixed(2)} tok/s   ratio swarm/local ${(sd / ld).toFixed(3)}`)
+    console.log(`  prefill local ${lp.toFixed(1)} tok/s   swarm ${sp.toFixed(1)} tok/s   ratio swarm/local ${(sp / lp).toFixed(3)}`)
+    console.log(`  added per token ${(1000 / sd - 1000 / ld).toFixed(2)} ms, per hop ${((1000 / sd - 1000 / ld) / hops).toFixed(2)} ms (medians of ${o.runs} alternating runs)`)
+  }
 } finally {
   stopAll()
 }

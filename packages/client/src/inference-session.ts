@@ -51,6 +51,12 @@ export interface InferenceSessionOptions {
   wireDtype?: WireDtype
   retry?: Partial<RetryPolicy>
   signal?: AbortSignal
+  /**
+   * Server-to-server push (default true): each server sends the output of a decode step straight to the next
+   * span's server, which starts on it while the client forwards its own copy (the copy that arrives second is
+   * dropped). Outputs stay exactly the same; the client still receives every span's output (for failover).
+   */
+  serverToServer?: boolean
   onReroute?: (event: RerouteEvent) => void
   log?: (message: string) => void
 }
@@ -102,12 +108,17 @@ export class InferenceSession {
     if (this.length + T > this.maxLength) throw new RangeError(`step would grow the session to ${this.length + T} tokens, maxLength is ${this.maxLength}`)
     const signal = anySignal(this.options.signal, options.signal)
     const position = this.length
+    const push = this.options.serverToServer !== false
     let x = hidden
     for (let i = 0; i < this.spans.length;) {
       const span = this.spans[i]
       this.remember(span.start, position, x)
       try {
-        x = await span.step(x, T, this.dim, position, { signal, deadlineMs: this.deadline(T) })
+        x = await span.step(x, T, this.dim, position, {
+          signal,
+          deadlineMs: this.deadline(T),
+          ...(push ? { next: this.spans[i + 1]?.peerId, prev: this.spans[i - 1]?.peerId } : {})
+        })
         i++
       } catch (err) {
         signal?.throwIfAborted()

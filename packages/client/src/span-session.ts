@@ -73,7 +73,11 @@ export class SpanSession {
    * Runs hidden states [T, dim] at `position` through the span; `startFrom` rewinds the server's cache first
    * (replays). Any failure is a SpanFailedError naming this peer; the session is unusable afterwards.
    */
-  async step (hidden: Float32Array, T: number, dim: number, position: number, options: { startFrom?: number, signal?: AbortSignal, deadlineMs: number }): Promise<Float32Array> {
+  /**
+   * `next` / `prev`: the servers of the neighbouring spans, for server-to-server push (see StepMessage): this server
+   * pushes the output of a small step to `next`, and accepts its next step from `prev`.
+   */
+  async step (hidden: Float32Array, T: number, dim: number, position: number, options: { startFrom?: number, next?: string, prev?: string, signal?: AbortSignal, deadlineMs: number }): Promise<Float32Array> {
     if (this.closed) throw new SpanFailedError(`session on ${this.peerId} is closed`, this.peerId)
     const stepId = this.stepId++
     const deadline = AbortSignal.timeout(options.deadlineMs)
@@ -81,7 +85,9 @@ export class SpanSession {
     try {
       await this.lp.write(encodeClientMessage({
         type: 'step', stepId, position, hidden: encodeTensor(hidden, [T, dim], this.wireDtype),
-        ...(options.startFrom !== undefined ? { startFrom: options.startFrom } : {})
+        ...(options.startFrom !== undefined ? { startFrom: options.startFrom } : {}),
+        ...(options.next !== undefined ? { next: options.next } : {}),
+        ...(options.prev !== undefined ? { prev: options.prev } : {})
       }), { signal })
       const reply = parseNodeMessage((await this.lp.read({ signal })).subarray())
       if (reply.type === 'error') throw errorFromWire(reply)

@@ -12,3 +12,5 @@ export const DEFAULT_OPEN_TIMEOUT_MS = 10_000
 export const DEFAULT_DRAIN_TIMEOUT_MS = 5_000
 /** concurrent inbound inference streams per connection */
 export const MAX_INBOUND_INFERENCE_STREAMS = 256
+/** concurrent inbound push streams per connection (a sender needs one) */
+export const MAX_INBOUND_PUSH_STREAMS = 4

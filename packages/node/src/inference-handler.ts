@@ -5,11 +5,13 @@
 import type { Connection, Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import {
-  BlocksNotServedError, decodeTensor, encodeNodeMessage, encodeTensor, errorMessage, FrameTooLargeError, InvalidTensorError,
-  MalformedMessageError, MAX_FRAME_BYTES, OutOfOrderError, parseClientMessage, TimeoutError, TooLongError,
-  WrongModelError, type OpenMessage, type StepMessage, type WireDtype
+  BlocksNotServedError, decodeTensor, encodeNodeMessage, encodePushMessage, encodeTensor, errorMessage, FrameTooLargeError,
+  InvalidTensorError, MalformedMessageError, MAX_FRAME_BYTES, MAX_PUSH_TOKENS, OutOfOrderError, parseClientMessage,
+  TimeoutError, TooLongError, WrongModelError, type OpenMessage, type PushMessage, type StepMessage, type WireDtype,
+  type WireTensor
 } from '@swarm/protocol'
-import type { Compute } from './compute.js'
+import { ComputeError, type Compute } from './compute.js'
+import type { Pusher } from './pusher.js'
 import type { SessionTable } from './session-table.js'
 
 export interface InferenceContext {
@@ -21,6 +23,8 @@ export interface InferenceContext {
   contextLength: number
   table: SessionTable
   compute: Compute
+  /** sends step outputs on to the next span's server when the client asks for it (step.next) */
+  pusher?: Pusher
   idleTimeoutMs: number
   openTimeoutMs: number
   /** peers allowed to open sessions (undefined: everyone) */
@@ -84,17 +88,80 @@ export async function handleInferenceStream (ctx: InferenceContext, stream: Stre
     await fail(lp, stream, err)
     return
   }
+  let length = 0
+  let lastStepId = -1
+  /** the peer whose push this session accepts for its next step, and where its small steps' outputs go (client's) */
+  let prev: string | undefined
+  let next: string | undefined
+  /** a step run from a push whose copy from the client has not come yet */
+  let pushed: { stepId: number, position: number, T: number } | undefined
+  let pushedSteps = 0
+  // steps from the client and from pushes run one at a time, in arrival order
+  let busy: Promise<void> = Promise.resolve()
+  const exclusive = async (fn: () => Promise<void>): Promise<void> => {
+    const run = busy.then(fn)
+    busy = run.catch(() => {})
+    await run
+  }
+
+  /** checks a step against the session, runs it, pushes its output on if asked, answers it as `stepId` */
+  const run = async (stepId: number, hidden: WireTensor, position: number, startFrom: number | undefined): Promise<number> => {
+    const start = startFrom ?? length
+    if (startFrom !== undefined && startFrom > length) {
+      throw new OutOfOrderError(`cannot start from position ${startFrom}: the cache holds ${length} tokens`)
+    }
+    if (position !== start) throw new OutOfOrderError(`step at position ${position}, but the cache holds ${length} tokens`)
+    const { shape } = hidden
+    const T = shape.length === 3 ? shape[1] : shape[0]
+    if (shape.length === 3 && shape[0] !== 1) throw new InvalidTensorError(`batches of ${shape[0]} sequences are not supported; send one sequence per session`)
+    if (shape[shape.length - 1] !== ctx.dim) throw new InvalidTensorError(`hidden size ${shape[shape.length - 1]} does not match the model's ${ctx.dim}`)
+    if (start + T > open.maxLength) throw new TooLongError(`step would grow the session to ${start + T} tokens, maxLength is ${open.maxLength}`)
+    const input = decodeTensor(hidden)
+    const reply = await ctx.compute.call({ op: 'step', session: id, blocks, hidden: input.data, T, startFrom })
+    length = start + T
+    lastStepId = stepId
+    const out = encodeTensor(reply.hidden!, shape, open.dtype ?? hidden.dtype)
+    // the push goes first: the next server's compute is what the client waits for
+    if (next !== undefined && ctx.pusher !== undefined && startFrom === undefined && T <= MAX_PUSH_TOKENS) {
+      ctx.pusher.push(next, encodePushMessage({ type: 'push', sessionId: id, position: start, hidden: out }))
+    }
+    await send(lp, { type: 'result', stepId, hidden: out })
+    return T
+  }
+
+  const onPush = (message: PushMessage, from: string): void => {
+    exclusive(async () => {
+      // only the peer the client named, only the very next step, only one ahead of the client
+      if (from !== prev || pushed !== undefined || message.position !== length) return
+      const { shape } = message.hidden
+      const T = shape.length === 3 ? shape[1] : shape[0]
+      if (T > MAX_PUSH_TOKENS) return
+      const stepId = lastStepId + 1
+      try {
+        await run(stepId, message.hidden, message.position, undefined)
+        pushed = { stepId, position: message.position, T }
+        pushedSteps++
+      } catch (err) {
+        // a push that does not fit the session is dropped (the client's copy gets the typed error); a failure to
+        // compute is this step's answer
+        if (!(err instanceof ComputeError)) return
+        lastStepId = stepId
+        pushed = { stepId, position: message.position, T }
+        await send(lp, errorMessage(err, stepId))
+      }
+    }).catch(err => { ctx.log(`session ${id.slice(0, 8)}: pushed step failed: ${(err as Error).message}`) })
+  }
+
   ctx.table.add({
     id,
     blocks,
     reserved,
-    close: reason => { closedBy = reason; idle.abort() }
+    close: reason => { closedBy = reason; idle.abort() },
+    push: onPush
   })
   ctx.onChange()
   ctx.log(`session ${id.slice(0, 8)} opened by ${remote.slice(-8)}: blocks [${blocks[0]}, ${blocks[1]}), maxLength ${open.maxLength}`)
 
-  let length = 0
-  let lastStepId = -1
   try {
     await send(lp, { type: 'opened', sessionId: id, cacheTokensLeft: ctx.table.cacheTokensLeft })
     for (;;) {
@@ -114,40 +181,42 @@ export async function handleInferenceStream (ctx: InferenceContext, stream: Stre
         if (message.type === 'open') throw new MalformedMessageError('this stream already has an open session')
         step = message
       } catch (err) {
-        await send(lp, errorMessage(err))
+        await exclusive(async () => { await send(lp, errorMessage(err)) })
         continue
       }
-      try {
-        if (step.stepId <= lastStepId) throw new OutOfOrderError(`step ${step.stepId} after step ${lastStepId}`)
-        const start = step.startFrom ?? length
-        if (step.startFrom !== undefined && step.startFrom > length) {
-          throw new OutOfOrderError(`cannot start from position ${step.startFrom}: the cache holds ${length} tokens`)
+      await exclusive(async () => {
+        prev = step.prev
+        next = step.next
+        if (pushed !== undefined && step.stepId === pushed.stepId) {
+          // the client's copy of a step already run from a push: it was answered then
+          const { shape } = step.hidden
+          const T = shape.length === 3 ? shape[1] : shape[0]
+          const same = step.position === pushed.position && T === pushed.T && step.startFrom === undefined
+          pushed = undefined
+          if (same) return
+          lastStepId = Math.max(lastStepId, step.stepId)
+          await send(lp, errorMessage(new OutOfOrderError(`step ${step.stepId} differs from the step pushed to this session as ${step.stepId}`), step.stepId))
+          return
         }
-        if (step.position !== start) throw new OutOfOrderError(`step at position ${step.position}, but the cache holds ${length} tokens`)
-        const { shape } = step.hidden
-        const T = shape.length === 3 ? shape[1] : shape[0]
-        if (shape.length === 3 && shape[0] !== 1) throw new InvalidTensorError(`batches of ${shape[0]} sequences are not supported; send one sequence per session`)
-        if (shape[shape.length - 1] !== ctx.dim) throw new InvalidTensorError(`hidden size ${shape[shape.length - 1]} does not match the model's ${ctx.dim}`)
-        if (start + T > open.maxLength) throw new TooLongError(`step would grow the session to ${start + T} tokens, maxLength is ${open.maxLength}`)
-        const hidden = decodeTensor(step.hidden)
-        const reply = await ctx.compute.call({ op: 'step', session: id, blocks, hidden: hidden.data, T, startFrom: step.startFrom })
-        length = start + T
-        lastStepId = step.stepId
-        const dtype: WireDtype = open.dtype ?? step.hidden.dtype
-        await send(lp, { type: 'result', stepId: step.stepId, hidden: encodeTensor(reply.hidden!, shape, dtype) })
-      } catch (err) {
-        lastStepId = Math.max(lastStepId, step.stepId)
-        await send(lp, errorMessage(err, step.stepId))
-      }
+        pushed = undefined
+        try {
+          if (step.stepId <= lastStepId) throw new OutOfOrderError(`step ${step.stepId} after step ${lastStepId}`)
+          await run(step.stepId, step.hidden, step.position, step.startFrom)
+        } catch (err) {
+          lastStepId = Math.max(lastStepId, step.stepId)
+          await send(lp, errorMessage(err, step.stepId))
+        }
+      })
     }
     await stream.close().catch(() => {})
   } catch (err) {
     await fail(lp, stream, err)
   } finally {
     ctx.table.remove(id)
+    await busy
     await ctx.compute.call({ op: 'close', session: id }).catch(() => {})
     ctx.onChange()
-    ctx.log(`session ${id.slice(0, 8)} closed after ${length} tokens${closedBy !== undefined ? ` (${closedBy})` : ''}`)
+    ctx.log(`session ${id.slice(0, 8)} closed after ${length} tokens (${pushedSteps} steps pushed)${closedBy !== undefined ? ` (${closedBy})` : ''}`)
   }
 }
 

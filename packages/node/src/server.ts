@@ -7,16 +7,18 @@ import type { PrivateKey } from '@libp2p/interface'
 import { openModel, useLocalLavapipe, weightsManifest, type BackendChoice, type ModelConfig } from '@swarm/kernels'
 import {
   computeModelId, createSwarmHost, dialBootstrap, DEFAULT_RECORD_REFRESH_MS, DEFAULT_RECORD_TTL_MS, INFERENCE_PROTOCOL,
-  INFO_PROTOCOL, modelCid, nextRecordSeq, PROTOCOL_VERSION, recordKey, signRecord, type InfoMessage, type ServerState,
+  INFO_PROTOCOL, modelCid, nextRecordSeq, PROTOCOL_VERSION, PUSH_PROTOCOL, recordKey, signRecord, type InfoMessage, type ServerState,
   stopHost, type SwarmHost, type SwarmRecord, type Throughput
 } from '@swarm/protocol'
 import { Compute } from './compute.js'
 import {
   DEFAULT_CACHE_TOKENS, DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_MAX_SESSIONS, DEFAULT_OPEN_TIMEOUT_MS,
-  DEFAULT_SESSION_IDLE_TIMEOUT_MS, MAX_INBOUND_INFERENCE_STREAMS
+  DEFAULT_SESSION_IDLE_TIMEOUT_MS, MAX_INBOUND_INFERENCE_STREAMS, MAX_INBOUND_PUSH_STREAMS
 } from './constants.js'
 import { handleInferenceStream } from './inference-handler.js'
 import { handleInfoStream } from './info-handler.js'
+import { handlePushStream } from './push-handler.js'
+import { Pusher } from './pusher.js'
 import { SessionTable } from './session-table.js'
 
 export interface ServerOptions {
@@ -127,9 +129,12 @@ export async function startServer (options: ServerOptions): Promise<SwarmServer>
       await host!.contentRouting.provide(modelCid(modelId), { signal: AbortSignal.timeout(10_000) })
     }
 
+    const pusher = new Pusher(host, log)
+    const idleTimeoutMs = options.sessionIdleTimeoutMs ?? DEFAULT_SESSION_IDLE_TIMEOUT_MS
     const inference = {
       modelId, blocks: [start, end] as [number, number], dim: config.dim, contextLength: config.contextLength, table, compute,
-      idleTimeoutMs: options.sessionIdleTimeoutMs ?? DEFAULT_SESSION_IDLE_TIMEOUT_MS,
+      pusher,
+      idleTimeoutMs,
       openTimeoutMs: DEFAULT_OPEN_TIMEOUT_MS,
       allowPeers: options.allowPeers === undefined ? undefined : new Set(options.allowPeers),
       log,
@@ -138,6 +143,9 @@ export async function startServer (options: ServerOptions): Promise<SwarmServer>
     await host.handle(INFERENCE_PROTOCOL, (stream, connection) => {
       handleInferenceStream(inference, stream, connection).catch(err => { log(`inference stream failed: ${(err as Error).message}`) })
     }, { maxInboundStreams: MAX_INBOUND_INFERENCE_STREAMS, runOnLimitedConnection: false })
+    await host.handle(PUSH_PROTOCOL, (stream, connection) => {
+      handlePushStream({ table, dim: config.dim, idleTimeoutMs, log }, stream, connection).catch(() => {})
+    }, { maxInboundStreams: MAX_INBOUND_PUSH_STREAMS, runOnLimitedConnection: false })
     await host.handle(INFO_PROTOCOL, stream => {
       handleInfoStream(info, stream).catch(() => {})
     }, { maxInboundStreams: 64 })
@@ -163,6 +171,7 @@ export async function startServer (options: ServerOptions): Promise<SwarmServer>
         const deadline = Date.now() + (stopOptions.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS)
         while (table.size > 0 && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 50))
         for (const session of table.all()) session.close('node stopping')
+        await pusher.close()
         await stopHost(host!)
         await compute.stop()
       })()

@@ -3,7 +3,7 @@
  * (one position of KV in one block): a session of maxLength m over k blocks reserves m*k up front, so a node never
  * runs out of cache mid-generation; what does not fit is refused with BusyError.
  */
-import { BusyError, SessionExistsError } from '@swarm/protocol'
+import { BusyError, SessionExistsError, type PushMessage } from '@swarm/protocol'
 
 export interface ServedSession {
   id: string
@@ -12,6 +12,8 @@ export interface ServedSession {
   reserved: number
   /** ends the session from outside (idle timeout, shutdown) */
   close: (reason: string) => void
+  /** offers the session a step pushed by peer `from` (it runs it, or drops it if it does not fit) */
+  push?: (message: PushMessage, from: string) => void
 }
 
 export class SessionTable {
@@ -65,6 +67,10 @@ export class SessionTable {
     if (session === undefined) return
     this.sessions.delete(id)
     this.used -= session.reserved
+  }
+
+  get (id: string): ServedSession | undefined {
+    return this.sessions.get(id)
   }
 
   all (): ServedSession[] {

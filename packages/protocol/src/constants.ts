@@ -4,6 +4,15 @@ export const PROTOCOL_VERSION = '1.0.0'
 /** One bidirectional stream per span session: open -> step* -> close. */
 export const INFERENCE_PROTOCOL = '/swarm/inference/1.0.0'
 
+/**
+ * Server-to-server push (Petals' rpc_push), one-way: a node sends the output of a small step straight to the server
+ * of the next span, which runs it before the client's own copy of that input arrives (see PushMessage).
+ */
+export const PUSH_PROTOCOL = '/swarm/push/1.0.0'
+
+/** Steps of at most this many tokens (decode steps) are pushed; longer ones (prefill, replay) go through the client. */
+export const MAX_PUSH_TOKENS = 16
+
 /** Request/response: node info, ping (RTT) and ping with payload (throughput). */
 export const INFO_PROTOCOL = '/swarm/info/1.0.0'
 

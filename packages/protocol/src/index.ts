@@ -37,8 +37,9 @@ export {
 } from './tensor.js'
 export {
   type OpenMessage, type StepMessage, type CloseMessage, type ClientMessage, type OpenedMessage, type ResultMessage,
-  type ErrorMessage, type NodeMessage, type MessageLimits, parseClientMessage, parseNodeMessage, encodeClientMessage,
-  encodeNodeMessage, validateClientMessage, validateNodeMessage, errorMessage
+  type ErrorMessage, type NodeMessage, type PushMessage, type MessageLimits, parseClientMessage, parseNodeMessage,
+  parsePushMessage, encodeClientMessage, encodeNodeMessage, encodePushMessage, validateClientMessage,
+  validateNodeMessage, validatePushMessage, errorMessage
 } from './messages.js'
 export {
   type ServerState, type InfoRequestMessage, type PingMessage, type InfoRequest, type InfoMessage, type PongMessage,

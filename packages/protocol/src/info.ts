@@ -146,13 +146,19 @@ export function expectVersion (value: unknown, path: string): string {
 /** A peer id string that parses (base58btc or CID form). */
 export function expectPeerId (value: unknown, path: string): string {
   const text = expectString(value, path, 128)
+  if (knownPeerIds.has(text)) return text
   try {
     peerIdFromString(text)
   } catch (err) {
     throw new MalformedMessageError(`${path} is not a peer id: ${(err as Error).message}`, { cause: err })
   }
+  // steps name their neighbours' peer ids every time: remember the last few that parsed
+  if (knownPeerIds.size >= 256) knownPeerIds.clear()
+  knownPeerIds.add(text)
   return text
 }
+
+const knownPeerIds = new Set<string>()
 
 /** Whether a peer's protocol version can talk to ours: same major (for 0.x, same minor). */
 export function isCompatibleVersion (version: string, ours: string = PROTOCOL_VERSION): boolean {

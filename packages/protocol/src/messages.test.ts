@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest'
 import { newSessionId } from './common.js'
 import { errorFromWire, FrameTooLargeError, InvalidTensorError, MalformedMessageError, TooLongError } from './errors.js'
 import {
-  type ClientMessage, encodeClientMessage, encodeNodeMessage, errorMessage, type NodeMessage, parseClientMessage,
-  parseNodeMessage
+  type ClientMessage, encodeClientMessage, encodeNodeMessage, encodePushMessage, errorMessage, type NodeMessage,
+  parseClientMessage, parseNodeMessage, parsePushMessage, type PushMessage
 } from './messages.js'
 import { packValue } from './msgpack.js'
 import { decodeTensor, encodeTensor } from './tensor.js'
@@ -13,6 +13,9 @@ const hidden = encodeTensor(Float32Array.from({ length: 12 }, (_, i) => i / 4), 
 const open: ClientMessage = { type: 'open', sessionId, modelId: 'abc123', blocks: [2, 10], maxLength: 512, dtype: 'bf16' }
 const step: ClientMessage = { type: 'step', stepId: 4, hidden, position: 17 }
 const raw = (value: unknown): Uint8Array => packValue(value)
+// two real Ed25519 peer ids
+const PEER_A = '12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA'
+const PEER_B = '12D3KooWRBy97UB99e3J6hiPesre1MZeuNQvfan4gBziswrRJsNK'
 
 describe('client messages', () => {
   it('newSessionId is 32 random hex characters', () => {
@@ -29,6 +32,8 @@ describe('client messages', () => {
     const replay = { ...step, startFrom: 17 }
     expect(parseClientMessage(encodeClientMessage(replay))).toMatchObject({ startFrom: 17 })
     expect(parseClientMessage(encodeClientMessage({ type: 'close' }))).toEqual({ type: 'close' })
+    const neighbours = { ...step, next: PEER_A, prev: PEER_B }
+    expect(parseClientMessage(encodeClientMessage(neighbours))).toMatchObject({ next: PEER_A, prev: PEER_B })
     const batched = { ...step, hidden: encodeTensor(new Float32Array(24), [2, 3, 4]) }
     expect(parseClientMessage(encodeClientMessage(batched))).toMatchObject({ type: 'step' })
   })
@@ -66,7 +71,10 @@ describe('client messages', () => {
     ['negative stepId', { ...step, stepId: -1 }],
     ['stepId bigint-sized', { ...step, stepId: 2n ** 63n }],
     ['position missing', { type: 'step', stepId: 0, hidden }],
-    ['startFrom != position', { ...step, startFrom: 3 }]
+    ['startFrom != position', { ...step, startFrom: 3 }],
+    ['next not a peer id', { ...step, next: 'not-a-peer' }],
+    ['prev as bytes', { ...step, prev: new Uint8Array(34) }],
+    ['next too long', { ...step, next: PEER_A.repeat(4) }]
   ]
   for (const [name, value] of malformed) {
     it(`rejects ${name}`, () => {
@@ -155,5 +163,34 @@ describe('node messages', () => {
 
   it('rejects a result with a malformed tensor', () => {
     expect(() => parseNodeMessage(raw({ ...result, hidden: { ...hidden, data: new Uint8Array(3) } }))).toThrow(InvalidTensorError)
+  })
+})
+
+describe('push messages', () => {
+  const push: PushMessage = { type: 'push', sessionId, position: 9, hidden }
+
+  it('round-trips a push', () => {
+    const back = parsePushMessage(encodePushMessage(push))
+    expect(back).toMatchObject({ type: 'push', sessionId, position: 9 })
+    expect(decodeTensor(back.hidden)).toEqual(decodeTensor(hidden))
+  })
+
+  const malformed: Array<[string, unknown]> = [
+    ['a client step', step],
+    ['missing session', { type: 'push', position: 0, hidden }],
+    ['bad session', { ...push, sessionId: 'x' }],
+    ['negative position', { ...push, position: -1 }],
+    ['position past the longest session', { ...push, position: 2 ** 40 }]
+  ]
+  for (const [name, value] of malformed) {
+    it(`rejects ${name}`, () => {
+      expect(() => parsePushMessage(raw(value))).toThrow(MalformedMessageError)
+    })
+  }
+
+  it('rejects a push with a malformed tensor and one over the frame limit', () => {
+    expect(() => parsePushMessage(raw({ ...push, hidden: { ...hidden, shape: [5, 4] } }))).toThrow(InvalidTensorError)
+    const big = encodePushMessage({ ...push, hidden: encodeTensor(new Float32Array(4096), [1, 4096]) })
+    expect(() => parsePushMessage(big, { maxFrameBytes: 1024 })).toThrow(FrameTooLargeError)
   })
 })

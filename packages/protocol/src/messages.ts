@@ -1,6 +1,7 @@
 import { MAX_ERROR_MESSAGE_LENGTH, MAX_FRAME_BYTES, MAX_SESSION_LENGTH } from './constants.js'
 import { type BlockRange, expectBlockRange, expectModelId, expectSessionId } from './common.js'
 import { errorToWire, InvalidTensorError, MalformedMessageError } from './errors.js'
+import { expectPeerId } from './info.js'
 import { expectInt, expectObject, expectOneOf, expectString, field, type Fields, optional } from './fields.js'
 import { packValue, unpackValue } from './msgpack.js'
 import { type TensorLimits, validateWireTensor, WIRE_DTYPES, type WireDtype, type WireTensor } from './tensor.js'
@@ -8,6 +9,7 @@ import { type TensorLimits, validateWireTensor, WIRE_DTYPES, type WireDtype, typ
 // Inference session protocol (INFERENCE_PROTOCOL), one stream per span session:
 //   client -> node: open, then step* (each answered by result or error), then close
 //   node -> client: opened | result | error
+// Push protocol (PUSH_PROTOCOL), one-way node -> node: push* (see PushMessage).
 // Forward compatibility: unknown extra fields are tolerated and dropped; known fields of the wrong type or out of
 // bounds, and unknown `type`s, are rejected. Parsed messages are fresh objects holding only known fields.
 
@@ -38,6 +40,17 @@ export interface StepMessage {
    * without it a step behind the cache is an out-of-order error, so a duplicated step is never applied twice.
    */
   startFrom?: number
+  /**
+   * Server of the span after this one: when the step has at most MAX_PUSH_TOKENS tokens and no startFrom, the node
+   * also pushes its output there (PUSH_PROTOCOL), so that server can start before the client forwards it.
+   */
+  next?: string
+  /**
+   * Server of the span before this one: the only peer whose push this session accepts, for its next step. A pushed
+   * step is answered on this stream as step lastStepId + 1; when the client's own copy of it arrives (same stepId,
+   * position and length), the node drops that copy without a second answer.
+   */
+  prev?: string
 }
 
 /** Ends the session; the node frees its cache and closes the stream. */
@@ -74,6 +87,18 @@ export interface ErrorMessage {
 
 export type NodeMessage = OpenedMessage | ResultMessage | ErrorMessage
 
+/**
+ * Node -> node: the output of a step of session `sessionId`, which is the input of the receiver's span at `position`.
+ * No answer: the receiver runs it only when it comes from the session's `prev` peer and fits the session's cache
+ * exactly; otherwise it drops it and the client's copy is run as usual.
+ */
+export interface PushMessage {
+  type: 'push'
+  sessionId: string
+  position: number
+  hidden: WireTensor
+}
+
 export interface MessageLimits extends TensorLimits {
   /** Largest frame, bytes (default MAX_FRAME_BYTES). */
   maxFrameBytes?: number
@@ -81,6 +106,7 @@ export interface MessageLimits extends TensorLimits {
 
 const CLIENT_TYPES = ['open', 'step', 'close'] as const
 const NODE_TYPES = ['opened', 'result', 'error'] as const
+const PUSH_TYPES = ['push'] as const
 const ERROR_CODE_PATTERN = /^[a-z][a-z0-9-]*$/
 
 /** Decodes and validates a client -> node frame. Throws MalformedMessageError, FrameTooLargeError or InvalidTensorError. */
@@ -91,6 +117,27 @@ export function parseClientMessage (bytes: Uint8Array, limits: MessageLimits = {
 /** Decodes and validates a node -> client frame. */
 export function parseNodeMessage (bytes: Uint8Array, limits: MessageLimits = {}): NodeMessage {
   return validateNodeMessage(unpackValue(bytes, { maxBytes: limits.maxFrameBytes }), limits)
+}
+
+/** Decodes and validates a node -> node push frame. */
+export function parsePushMessage (bytes: Uint8Array, limits: MessageLimits = {}): PushMessage {
+  return validatePushMessage(unpackValue(bytes, { maxBytes: limits.maxFrameBytes }), limits)
+}
+
+/** Validates and encodes a node -> node push. */
+export function encodePushMessage (message: PushMessage, limits: MessageLimits = {}): Uint8Array {
+  return packValue(validatePushMessage(message, limits), limits.maxFrameBytes ?? MAX_FRAME_BYTES)
+}
+
+export function validatePushMessage (value: unknown, limits: TensorLimits = {}): PushMessage {
+  const obj = expectObject(value, 'message')
+  expectOneOf(field(obj, 'type'), 'message.type', PUSH_TYPES)
+  return {
+    type: 'push',
+    sessionId: expectSessionId(field(obj, 'sessionId'), 'push.sessionId'),
+    position: expectInt(field(obj, 'position'), 'push.position', 0, MAX_SESSION_LENGTH),
+    hidden: validateHidden(field(obj, 'hidden'), 'push.hidden', limits)
+  }
 }
 
 /** Validates and encodes a client -> node message. */
@@ -175,6 +222,10 @@ function validateStep (obj: Fields, limits: TensorLimits): StepMessage {
     }
     message.startFrom = startFrom
   }
+  const next = optional(field(obj, 'next'), v => expectPeerId(v, 'step.next'))
+  if (next !== undefined) message.next = next
+  const prev = optional(field(obj, 'prev'), v => expectPeerId(v, 'step.prev'))
+  if (prev !== undefined) message.prev = prev
   return message
 }
 

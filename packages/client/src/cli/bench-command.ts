@@ -4,7 +4,7 @@ import { ContextOverflowError } from '../errors.js'
 import { choiceFlag, integerFlag, parseFlags, modelPathOf } from './args.js'
 import { loadWeights, modelBytes, openSource } from './model.js'
 import type { CommandContext } from './context.js'
-import { swarmFlags, swarmFlagsHelp, targetOf, withSwarmModel } from './swarm-target.js'
+import { sessionFlagsOf, swarmFlags, swarmFlagsHelp, targetOf, withSwarmModel } from './swarm-target.js'
 
 export const DEFAULT_BENCH_PROMPT_TOKENS = 128
 export const DEFAULT_BENCH_GEN_TOKENS = 64
@@ -85,7 +85,7 @@ export async function benchCommand (args: string[], ctx: CommandContext): Promis
       if (promptTokens + genTokens > contextLength) {
         throw new ContextOverflowError(`${promptTokens} prompt + ${genTokens} generated tokens exceed the model's context length of ${contextLength}`)
       }
-      const session = await model.inferenceSession({ maxLength: promptTokens + genTokens, signal: ctx.signal })
+      const session = await model.inferenceSession({ maxLength: promptTokens + genTokens, signal: ctx.signal, ...sessionFlagsOf(values) })
       const loadMs = performance.now() - started
       try {
         const runner = model.runner(session, ctx.signal)

@@ -4,7 +4,7 @@ import { DEFAULT_MAX_TOKENS, encodePrompt, runGeneration } from '../generate.js'
 import { choiceFlag, integerFlag, numberFlag, parseFlags, UsageError, modelPathOf } from './args.js'
 import { loadLocalModel } from './model.js'
 import type { CommandContext } from './context.js'
-import { swarmFlags, swarmFlagsHelp, targetOf, withSwarmModel } from './swarm-target.js'
+import { sessionFlagsOf, swarmFlags, swarmFlagsHelp, targetOf, withSwarmModel } from './swarm-target.js'
 import { BACKEND_CHOICES, type GenerationDefaults, type Tokenizer } from '@swarm/kernels'
 import type { Runner } from '../generate.js'
 
@@ -124,7 +124,7 @@ export async function generateCommand (args: string[], ctx: CommandContext): Pro
     const started = performance.now()
     await withSwarmModel(values, modelPath, ctx, async model => {
       await run(model.tokenizer, model.generation, model.config.contextLength, performance.now() - started, async maxLength => {
-        const session = await model.inferenceSession({ maxLength, signal: ctx.signal })
+        const session = await model.inferenceSession({ maxLength, signal: ctx.signal, ...sessionFlagsOf(values) })
         return { runner: model.runner(session, ctx.signal), close: async () => { await session.close() } }
       })
     }, { backend, threads })

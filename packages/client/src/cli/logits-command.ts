@@ -3,7 +3,7 @@ import { ContextOverflowError } from '../errors.js'
 import { integerFlag, parseFlags, tokenListFlag, modelPathOf } from './args.js'
 import { loadWeights, openSource } from './model.js'
 import type { CommandContext } from './context.js'
-import { swarmFlags, swarmFlagsHelp, targetOf, withSwarmModel } from './swarm-target.js'
+import { sessionFlagsOf, swarmFlags, swarmFlagsHelp, targetOf, withSwarmModel } from './swarm-target.js'
 
 export const logitsHelp = `Usage: swarm logits [--model PATH] --tokens 1,2,3 [--bootstrap MULTIADDR] [--json]
 
@@ -60,7 +60,7 @@ export async function logitsCommand (args: string[], ctx: CommandContext): Promi
   if (target === 'swarm') {
     await withSwarmModel(values, modelPath, ctx, async model => {
       check(model.config.vocabSize, model.config.contextLength)
-      print(await model.logits(tokens, { signal: ctx.signal }), model.config.vocabSize)
+      print(await model.logits(tokens, { signal: ctx.signal, ...sessionFlagsOf(values) }), model.config.vocabSize)
     })
     return
   }

@@ -8,12 +8,19 @@ import type { CommandContext } from './context.js'
 
 export const swarmFlags = {
   bootstrap: { type: 'string', multiple: true },
-  'swarm-key': { type: 'string' }
+  'swarm-key': { type: 'string' },
+  'no-push': { type: 'boolean' }
 } as const
 
 export const swarmFlagsHelp = `  --bootstrap MULTIADDR     run the blocks in the swarm reached through this peer (repeatable)
   --swarm-key FILE          libp2p private network key of the swarm
+  --no-push                 no server-to-server push: every span's output goes back through this client
 `
+
+/** the inference session options the swarm flags set */
+export function sessionFlagsOf (values: FlagValues): { serverToServer: boolean } {
+  return { serverToServer: values['no-push'] !== true }
+}
 
 export function bootstrapOf (values: FlagValues): string[] {
   return (values.bootstrap as string[] | undefined) ?? []
