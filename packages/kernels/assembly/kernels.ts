@@ -306,21 +306,11 @@ export function quantize_q8_0 (x: usize, xq: usize, xd: usize, cols: i32, T: i32
 }
 
 // ---- q8_0 / q4_0 weights x q8_0 activations ----
-// The int8 x int8 block dot sign-extends both operands to int16 (the high half via a 64-bit lane swap, which V8
-// lowers more cheaply than extend_high or extmul) and sums pairs with i32x4.dot_i16x8_s (pmaddwd); block scales are
+// The int8 x int8 block dot sign-extends the weights to int16 (the high half via a 64-bit lane swap, which V8
+// lowers more cheaply than extend_high or extmul) and multiplies them with the activation quants, widened to int16
+// once per token (xw), summing pairs with i32x4.dot_i16x8_s (pmaddwd); block scales are
 // read through a 65536-entry f16 -> f32 table (`lut`, 256 KiB) that the JS side fills, cheaper than decoding f16
 // bits in the loop.
-
-@inline function dotI8x16 (w: v128, x: v128): v128 {
-  const lo = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(w), i16x8.extend_low_i8x16_s(x))
-  const hi = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(i64x2.shuffle(w, w, 1, 0)), i16x8.extend_low_i8x16_s(i64x2.shuffle(x, x, 1, 0)))
-  return i32x4.add(lo, hi)
-}
-
-/** int32x4 partial sums of the 32 products of int8 weights (w0: 0..15, w1: 16..31) and int8 activations */
-@inline function dotI8x32 (w0: v128, w1: v128, x0: v128, x1: v128): v128 {
-  return i32x4.add(dotI8x16(w0, x0), dotI8x16(w1, x1))
-}
 
 /** int32x4 partial sums of 32 int16 weights (w0..w3) times 32 int16 activations at x */
 @inline function dotI16x32 (w0: v128, w1: v128, w2: v128, w3: v128, x: usize): v128 {
@@ -344,7 +334,7 @@ export function quantize_q8_0 (x: usize, xq: usize, xd: usize, cols: i32, T: i32
 /**
  * out[t, r] for rows [r0, r1): q8_0 weights (34-byte blocks: f16 d, 32 int8) or, with `q4` set, q4_0 weights
  * (18-byte blocks: f16 d, 16 bytes of nibbles), against a q8_0 activation (xq int8 [T, cols], xd f32 [T, cols/32];
- * xw: the same quants widened to int16, filled by widen_i8 when T >= 4).
+ * xw: the same quants widened to int16 by widen_i8, which is what the loops read).
  */
 @inline function matmulQ (q4: bool, w: usize, xq: usize, xw: usize, xd: usize, out: usize, rows: i32, cols: i32, T: i32, lut: usize, r0: i32, r1: i32): void {
   const nb = cols >> 5
@@ -400,30 +390,44 @@ export function quantize_q8_0 (x: usize, xq: usize, xd: usize, cols: i32, T: i32
       store<f32>(po + (<usize>rows * 12), hsum(a3))
     }
   }
+  // decode (and the last T % 4 tokens): the activation is read as int16, widened once per token (xw)
   for (; t < T; t++) {
-    const xt = xq + <usize>t * xqRow
+    const xt = xw + ((<usize>t * xqRow) << 1)
     const dt = xd + <usize>t * xdRow
+    // one row at a time: two interleaved row streams read markedly slower from DRAM here (measured)
     for (let r = r0; r < r1; r++) {
       let wp = w + <usize>r * rowBytes
       let acc = f32x4.splat(0)
       for (let b = 0; b < nb; b++, wp += blockBytes) {
-        const xp = xt + (<usize>b << 5)
-        let w0: v128
-        let w1: v128
-        if (q4) {
-          const v = v128.load(wp, 2)
-          w0 = q4Lo(v)
-          w1 = q4Hi(v)
-        } else {
-          w0 = v128.load(wp, 2)
-          w1 = v128.load(wp, 18)
-        }
-        const s = dotI8x32(w0, w1, v128.load(xp), v128.load(xp, 16))
+        const xp = xt + (<usize>b << 6)
+        const s = dotQBlock(q4, wp, v128.load(xp), v128.load(xp, 16), v128.load(xp, 32), v128.load(xp, 48))
         acc = fmadd(f32x4.convert_i32x4_s(s), f32x4.splat(lutF16(lut, wp) * load<f32>(dt + (<usize>b << 2))), acc)
       }
       store<f32>(out + ((<usize>t * rows + r) << 2), hsum(acc))
     }
   }
+}
+
+/**
+ * int32x4 partial sums of one q8_0 (or, with `q4`, q4_0) weight block at wp times 32 int16 activations x0..x3:
+ * the weights are widened to int16 (the high half of each 16 bytes via a 64-bit lane swap) for i32x4.dot_i16x8_s
+ */
+@inline function dotQBlock (q4: bool, wp: usize, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
+  let v0: v128
+  let v1: v128
+  if (q4) {
+    const v = v128.load(wp, 2)
+    v0 = q4Lo(v)
+    v1 = q4Hi(v)
+  } else {
+    v0 = v128.load(wp, 2)
+    v1 = v128.load(wp, 18)
+  }
+  const p0 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(v0), x0)
+  const p1 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(i64x2.shuffle(v0, v0, 1, 0)), x1)
+  const p2 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(v1), x2)
+  const p3 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(i64x2.shuffle(v1, v1, 1, 0)), x3)
+  return i32x4.add(i32x4.add(p0, p1), i32x4.add(p2, p3))
 }
 
 export function matmul_q8_0 (w: usize, xq: usize, xw: usize, xd: usize, out: usize, rows: i32, cols: i32, T: i32, lut: usize, r0: i32, r1: i32): void {
