@@ -84,10 +84,9 @@ export class SpanSession {
     const signal = AbortSignal.any([deadline, ...(options.signal !== undefined ? [options.signal] : [])])
     try {
       await this.lp.write(encodeClientMessage({
+        // absent options stay off the wire: the encoder validates into a fresh message of the fields that are set
         type: 'step', stepId, position, hidden: encodeTensor(hidden, [T, dim], this.wireDtype),
-        ...(options.startFrom !== undefined ? { startFrom: options.startFrom } : {}),
-        ...(options.next !== undefined ? { next: options.next } : {}),
-        ...(options.prev !== undefined ? { prev: options.prev } : {})
+        startFrom: options.startFrom, next: options.next, prev: options.prev
       }), { signal })
       const reply = parseNodeMessage((await this.lp.read({ signal })).subarray())
       if (reply.type === 'error') throw errorFromWire(reply)

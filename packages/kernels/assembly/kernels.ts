@@ -333,20 +333,20 @@ export function quantize_q8_0 (x: usize, xq: usize, xd: usize, cols: i32, T: i32
 
 /**
  * out[t, r] for rows [r0, r1): q8_0 weights (34-byte blocks: f16 d, 32 int8) or, with `q4` set, q4_0 weights
- * (18-byte blocks: f16 d, 16 bytes of nibbles), against a q8_0 activation (xq int8 [T, cols], xd f32 [T, cols/32];
- * xw: the same quants widened to int16 by widen_i8, which is what the loops read).
+ * (18-byte blocks: f16 d, 16 bytes of nibbles), against a q8_0 activation: its quants widened to int16 by widen_i8
+ * (xw [T, cols]) and its scales (xd f32 [T, cols/32]).
  */
-@inline function matmulQ (q4: bool, w: usize, xq: usize, xw: usize, xd: usize, out: usize, rows: i32, cols: i32, T: i32, lut: usize, r0: i32, r1: i32): void {
+@inline function matmulQ (q4: bool, w: usize, xw: usize, xd: usize, out: usize, rows: i32, cols: i32, T: i32, lut: usize, r0: i32, r1: i32): void {
   const nb = cols >> 5
   const blockBytes: usize = q4 ? 18 : 34
   const rowBytes = <usize>nb * blockBytes
-  const xqRow = <usize>cols
+  const xwRow = <usize>cols << 1
   const xdRow = <usize>nb << 2
   let t = 0
   // 4 tokens per pass (prefill): each weight block is loaded and widened to int16 once, then multiplied with 4
   // activations pre-widened to int16 (xw) by i32x4.dot_i16x8_s
   for (; t + 4 <= T; t += 4) {
-    const q0 = xw + ((<usize>t * xqRow) << 1)
+    const q0 = xw + <usize>t * xwRow
     const d0 = xd + <usize>t * xdRow
     for (let r = r0; r < r1; r++) {
       let wp = w + <usize>r * rowBytes
@@ -373,13 +373,13 @@ export function quantize_q8_0 (x: usize, xq: usize, xd: usize, cols: i32, T: i32
         let xp = q0 + (<usize>b << 6)
         let dp = d0 + (<usize>b << 2)
         a0 = fmadd(f32x4.convert_i32x4_s(dotI16x32(w0, w1, w2, w3, xp)), f32x4.splat(dw * load<f32>(dp)), a0)
-        xp += xqRow << 1
+        xp += xwRow
         dp += xdRow
         a1 = fmadd(f32x4.convert_i32x4_s(dotI16x32(w0, w1, w2, w3, xp)), f32x4.splat(dw * load<f32>(dp)), a1)
-        xp += xqRow << 1
+        xp += xwRow
         dp += xdRow
         a2 = fmadd(f32x4.convert_i32x4_s(dotI16x32(w0, w1, w2, w3, xp)), f32x4.splat(dw * load<f32>(dp)), a2)
-        xp += xqRow << 1
+        xp += xwRow
         dp += xdRow
         a3 = fmadd(f32x4.convert_i32x4_s(dotI16x32(w0, w1, w2, w3, xp)), f32x4.splat(dw * load<f32>(dp)), a3)
       }
@@ -392,7 +392,7 @@ export function quantize_q8_0 (x: usize, xq: usize, xd: usize, cols: i32, T: i32
   }
   // decode (and the last T % 4 tokens): the activation is read as int16, widened once per token (xw)
   for (; t < T; t++) {
-    const xt = xw + ((<usize>t * xqRow) << 1)
+    const xt = xw + <usize>t * xwRow
     const dt = xd + <usize>t * xdRow
     // one row at a time: two interleaved row streams read markedly slower from DRAM here (measured)
     for (let r = r0; r < r1; r++) {
@@ -430,12 +430,12 @@ export function quantize_q8_0 (x: usize, xq: usize, xd: usize, cols: i32, T: i32
   return i32x4.add(i32x4.add(p0, p1), i32x4.add(p2, p3))
 }
 
-export function matmul_q8_0 (w: usize, xq: usize, xw: usize, xd: usize, out: usize, rows: i32, cols: i32, T: i32, lut: usize, r0: i32, r1: i32): void {
-  matmulQ(false, w, xq, xw, xd, out, rows, cols, T, lut, r0, r1)
+export function matmul_q8_0 (w: usize, xw: usize, xd: usize, out: usize, rows: i32, cols: i32, T: i32, lut: usize, r0: i32, r1: i32): void {
+  matmulQ(false, w, xw, xd, out, rows, cols, T, lut, r0, r1)
 }
 
-export function matmul_q4_0 (w: usize, xq: usize, xw: usize, xd: usize, out: usize, rows: i32, cols: i32, T: i32, lut: usize, r0: i32, r1: i32): void {
-  matmulQ(true, w, xq, xw, xd, out, rows, cols, T, lut, r0, r1)
+export function matmul_q4_0 (w: usize, xw: usize, xd: usize, out: usize, rows: i32, cols: i32, T: i32, lut: usize, r0: i32, r1: i32): void {
+  matmulQ(true, w, xw, xd, out, rows, cols, T, lut, r0, r1)
 }
 
 /** n int8 at src -> int16 at dst (n a multiple of 16) */

@@ -105,14 +105,14 @@ export async function handleInferenceStream (ctx: InferenceContext, stream: Stre
   }
 
   /** checks a step against the session, runs it, pushes its output on if asked, answers it as `stepId` */
-  const run = async (stepId: number, hidden: WireTensor, position: number, startFrom: number | undefined): Promise<number> => {
+  const run = async (stepId: number, hidden: WireTensor, position: number, startFrom: number | undefined): Promise<void> => {
     const start = startFrom ?? length
     if (startFrom !== undefined && startFrom > length) {
       throw new OutOfOrderError(`cannot start from position ${startFrom}: the cache holds ${length} tokens`)
     }
     if (position !== start) throw new OutOfOrderError(`step at position ${position}, but the cache holds ${length} tokens`)
     const { shape } = hidden
-    const T = shape.length === 3 ? shape[1] : shape[0]
+    const T = tokensOf(shape)
     if (shape.length === 3 && shape[0] !== 1) throw new InvalidTensorError(`batches of ${shape[0]} sequences are not supported; send one sequence per session`)
     if (shape[shape.length - 1] !== ctx.dim) throw new InvalidTensorError(`hidden size ${shape[shape.length - 1]} does not match the model's ${ctx.dim}`)
     if (start + T > open.maxLength) throw new TooLongError(`step would grow the session to ${start + T} tokens, maxLength is ${open.maxLength}`)
@@ -126,15 +126,13 @@ export async function handleInferenceStream (ctx: InferenceContext, stream: Stre
       ctx.pusher.push(next, encodePushMessage({ type: 'push', sessionId: id, position: start, hidden: out }))
     }
     await send(lp, { type: 'result', stepId, hidden: out })
-    return T
   }
 
   const onPush = (message: PushMessage, from: string): void => {
     exclusive(async () => {
       // only the peer the client named, only the very next step, only one ahead of the client
       if (from !== prev || pushed !== undefined || message.position !== length) return
-      const { shape } = message.hidden
-      const T = shape.length === 3 ? shape[1] : shape[0]
+      const T = tokensOf(message.hidden.shape)
       if (T > MAX_PUSH_TOKENS) return
       const stepId = lastStepId + 1
       try {
@@ -189,9 +187,7 @@ export async function handleInferenceStream (ctx: InferenceContext, stream: Stre
         next = step.next
         if (pushed !== undefined && step.stepId === pushed.stepId) {
           // the client's copy of a step already run from a push: it was answered then
-          const { shape } = step.hidden
-          const T = shape.length === 3 ? shape[1] : shape[0]
-          const same = step.position === pushed.position && T === pushed.T && step.startFrom === undefined
+          const same = step.position === pushed.position && tokensOf(step.hidden.shape) === pushed.T && step.startFrom === undefined
           pushed = undefined
           if (same) return
           lastStepId = Math.max(lastStepId, step.stepId)
@@ -218,6 +214,11 @@ export async function handleInferenceStream (ctx: InferenceContext, stream: Stre
     ctx.onChange()
     ctx.log(`session ${id.slice(0, 8)} closed after ${length} tokens (${pushedSteps} steps pushed)${closedBy !== undefined ? ` (${closedBy})` : ''}`)
   }
+}
+
+/** tokens T of hidden states shaped [T, hidden] or [B, T, hidden] */
+function tokensOf (shape: readonly number[]): number {
+  return shape.length === 3 ? shape[1] : shape[0]
 }
 
 /**

@@ -27,7 +27,7 @@ export async function handlePushStream (ctx: PushContext, stream: Stream, connec
       const frame = await lp.read({ signal: AbortSignal.timeout(ctx.idleTimeoutMs) })
       // there is no answer to a push: a malformed one ends the stream, as its sender is broken or hostile
       const message = parsePushMessage(frame.subarray(), { maxFrameBytes })
-      ctx.table.get(message.sessionId)?.push?.(message, from)
+      ctx.table.get(message.sessionId)?.push(message, from)
     }
   } catch (err) {
     if (stream.status === 'open') ctx.log(`push stream from ${from.slice(-8)} ended: ${(err as Error).message}`)

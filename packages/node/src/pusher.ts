@@ -36,22 +36,12 @@ export class Pusher {
       if (until > Date.now()) return
       this.failedUntil.delete(peerId)
     }
-    let entry = this.streams.get(peerId)
-    if (entry === undefined) {
-      if (this.streams.size >= MAX_PUSH_PEERS) return
-      entry = this.open(peerId)
-      this.streams.set(peerId, entry)
-      const opened = entry
-      // the receiver never writes; once it closes or resets the stream, the next push opens a new one
-      opened.then(({ stream }) => {
-        stream.addEventListener('close', () => { if (this.streams.get(peerId) === opened) this.streams.delete(peerId) })
-      }, () => {})
-    }
+    const entry = this.streams.get(peerId) ?? this.open(peerId)
+    if (entry === undefined) return
     // writes to one peer keep their order: each waits on the same stream promise, in the order they were queued
-    const used = entry
-    used
+    entry
       .then(async ({ lp }) => { await lp.write(frame, { signal: AbortSignal.timeout(WRITE_TIMEOUT_MS) }) })
-      .catch(err => { this.fail(peerId, used, err) })
+      .catch(err => { this.fail(peerId, entry, err) })
   }
 
   async close (): Promise<void> {
@@ -65,9 +55,17 @@ export class Pusher {
     }))
   }
 
-  private async open (peerId: string): Promise<PushStream> {
-    const stream = await this.host.dialProtocol(peerIdFromString(peerId), PUSH_PROTOCOL, { signal: AbortSignal.timeout(DIAL_TIMEOUT_MS) })
-    return { stream, lp: lpStream(stream) }
+  /** dials a push stream to `peerId` and keeps it for the next pushes; undefined when MAX_PUSH_PEERS are open */
+  private open (peerId: string): Promise<PushStream> | undefined {
+    if (this.streams.size >= MAX_PUSH_PEERS) return undefined
+    const entry = (async () => {
+      const stream = await this.host.dialProtocol(peerIdFromString(peerId), PUSH_PROTOCOL, { signal: AbortSignal.timeout(DIAL_TIMEOUT_MS) })
+      // the receiver never writes; once it closes or resets the stream, the next push opens a new one
+      stream.addEventListener('close', () => { if (this.streams.get(peerId) === entry) this.streams.delete(peerId) })
+      return { stream, lp: lpStream(stream) }
+    })()
+    this.streams.set(peerId, entry)
+    return entry
   }
 
   private fail (peerId: string, entry: Promise<PushStream>, err: unknown): void {

@@ -13,7 +13,7 @@ export interface ServedSession {
   /** ends the session from outside (idle timeout, shutdown) */
   close: (reason: string) => void
   /** offers the session a step pushed by peer `from` (it runs it, or drops it if it does not fit) */
-  push?: (message: PushMessage, from: string) => void
+  push: (message: PushMessage, from: string) => void
 }
 
 export class SessionTable {

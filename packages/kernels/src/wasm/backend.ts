@@ -213,7 +213,7 @@ class WasmBackendImpl implements WasmBackend {
         this.f32.set(x.subarray(0, T * cols), xPtr >> 2)
         this.k.quantize_q8_0(xPtr, q8Ptr, dPtr, cols, T)
         this.k.widen_i8(q8Ptr, qPtr, T * cols)
-        this.pool.run(`matmul_${w.dtype}`, [wPtr, q8Ptr, qPtr, dPtr, outPtr, rows, cols, T, this.f16Table], rows, unit, 16)
+        this.pool.run(`matmul_${w.dtype}`, [wPtr, qPtr, dPtr, outPtr, rows, cols, T, this.f16Table], rows, unit, 16)
         break
       case 'q4_K':
       case 'q6_K': {
