@@ -322,23 +322,13 @@ export function quantize_q8_0 (x: usize, xq: usize, xd: usize, cols: i32, T: i32
   return load<f32>(lut + (<usize>load<u16>(p) << 2))
 }
 
-/** q4_0 block: low nibbles are elements 0..15, high nibbles 16..31, each minus 8 */
-@inline function q4Lo (v: v128): v128 {
-  return i8x16.sub(v128.and(v, i8x16.splat(0x0f)), i8x16.splat(8))
-}
-
-@inline function q4Hi (v: v128): v128 {
-  return i8x16.sub(v128.and(i16x8.shr_u(v, 4), i8x16.splat(0x0f)), i8x16.splat(8))
-}
-
 /**
- * out[t, r] for rows [r0, r1): q8_0 weights (34-byte blocks: f16 d, 32 int8) or, with `q4` set, q4_0 weights
- * (18-byte blocks: f16 d, 16 bytes of nibbles), against a q8_0 activation: its quants widened to int16 by widen_i8
- * (xw [T, cols]) and its scales (xd f32 [T, cols/32]).
+ * out[t, r] for rows [r0, r1): q8_0 weights (34-byte blocks: f16 d, 32 int8) against a q8_0 activation: its quants
+ * widened to int16 by widen_i8 (xw [T, cols]) and its scales (xd f32 [T, cols/32]).
  */
-@inline function matmulQ (q4: bool, w: usize, xw: usize, xd: usize, out: usize, rows: i32, cols: i32, T: i32, lut: usize, r0: i32, r1: i32): void {
+@inline function matmulQ8 (w: usize, xw: usize, xd: usize, out: usize, rows: i32, cols: i32, T: i32, lut: usize, r0: i32, r1: i32): void {
   const nb = cols >> 5
-  const blockBytes: usize = q4 ? 18 : 34
+  const blockBytes: usize = 34
   const rowBytes = <usize>nb * blockBytes
   const xwRow = <usize>cols << 1
   const xdRow = <usize>nb << 2
@@ -354,24 +344,19 @@ export function quantize_q8_0 (x: usize, xq: usize, xd: usize, cols: i32, T: i32
       let a1 = f32x4.splat(0)
       let a2 = f32x4.splat(0)
       let a3 = f32x4.splat(0)
-      for (let b = 0; b < nb; b++, wp += blockBytes) {
+      const end = wp + rowBytes
+      let xb0 = q0
+      let db0 = d0
+      for (; wp < end; wp += blockBytes, xb0 += 64, db0 += 4) {
         const dw = lutF16(lut, wp)
-        let v0: v128
-        let v1: v128
-        if (q4) {
-          const v = v128.load(wp, 2)
-          v0 = q4Lo(v)
-          v1 = q4Hi(v)
-        } else {
-          v0 = v128.load(wp, 2)
-          v1 = v128.load(wp, 18)
-        }
+        const v0 = v128.load(wp, 2)
+        const v1 = v128.load(wp, 18)
         const w0 = i16x8.extend_low_i8x16_s(v0)
         const w1 = i16x8.extend_high_i8x16_s(v0)
         const w2 = i16x8.extend_low_i8x16_s(v1)
         const w3 = i16x8.extend_high_i8x16_s(v1)
-        let xp = q0 + (<usize>b << 6)
-        let dp = d0 + (<usize>b << 2)
+        let xp = xb0
+        let dp = db0
         a0 = fmadd(f32x4.convert_i32x4_s(dotI16x32(w0, w1, w2, w3, xp)), f32x4.splat(dw * load<f32>(dp)), a0)
         xp += xwRow
         dp += xdRow
@@ -397,45 +382,146 @@ export function quantize_q8_0 (x: usize, xq: usize, xd: usize, cols: i32, T: i32
     // one row at a time: two interleaved row streams read markedly slower from DRAM here (measured)
     for (let r = r0; r < r1; r++) {
       let wp = w + <usize>r * rowBytes
+      const end = wp + rowBytes
+      let xp = xt
+      let dp = dt
       let acc = f32x4.splat(0)
-      for (let b = 0; b < nb; b++, wp += blockBytes) {
-        const xp = xt + (<usize>b << 6)
-        const s = dotQBlock(q4, wp, v128.load(xp), v128.load(xp, 16), v128.load(xp, 32), v128.load(xp, 48))
-        acc = fmadd(f32x4.convert_i32x4_s(s), f32x4.splat(lutF16(lut, wp) * load<f32>(dt + (<usize>b << 2))), acc)
+      for (; wp < end; wp += blockBytes, xp += 64, dp += 4) {
+        const v0 = v128.load(wp, 2)
+        const v1 = v128.load(wp, 18)
+        // the high half of each 16 bytes via a 64-bit lane swap
+        const p0 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(v0), v128.load(xp))
+        const p1 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(i64x2.shuffle(v0, v0, 1, 0)), v128.load(xp, 16))
+        const p2 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(v1), v128.load(xp, 32))
+        const p3 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(i64x2.shuffle(v1, v1, 1, 0)), v128.load(xp, 48))
+        const s = i32x4.add(i32x4.add(p0, p1), i32x4.add(p2, p3))
+        acc = fmadd(f32x4.convert_i32x4_s(s), f32x4.splat(lutF16(lut, wp) * load<f32>(dp)), acc)
       }
       store<f32>(out + ((<usize>t * rows + r) << 2), hsum(acc))
     }
   }
 }
 
-/**
- * int32x4 partial sums of one q8_0 (or, with `q4`, q4_0) weight block at wp times 32 int16 activations x0..x3:
- * the weights are widened to int16 (the high half of each 16 bytes via a 64-bit lane swap) for i32x4.dot_i16x8_s
- */
-@inline function dotQBlock (q4: bool, wp: usize, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
-  let v0: v128
-  let v1: v128
-  if (q4) {
-    const v = v128.load(wp, 2)
-    v0 = q4Lo(v)
-    v1 = q4Hi(v)
-  } else {
-    v0 = v128.load(wp, 2)
-    v1 = v128.load(wp, 18)
+// q4_0 weights: a block's 16 bytes hold element j in the low nibble of byte j and element j + 16 in its high nibble.
+// Read as 8 int16 lanes, the nibbles come out with one mask or shift each: lane & 15 = elements 0, 2, .., 14;
+// (lane >> 8) & 15 = 1, 3, .., 15; (lane >> 4) & 15 = 16, 18, .., 30; lane >> 12 = 17, 19, .., 31. widen_q4 lays
+// the activation out in that order (int16) and stores -8 * its block sum (xb), so that dot(x, nibble - 8) =
+// dot(x, nibble) + xb needs neither a subtraction nor a widening of the weights.
+
+/** n int8 at src -> int16 at dst in the nibble order above, and xb[block] (i32x4) = (-8 * block sum, 0, 0, 0) */
+export function widen_q4 (src: usize, dst: usize, xb: usize, n: i32): void {
+  for (let i = 0; i < n; i += 32) {
+    const lo = i8x16.shuffle(v128.load(src + i), v128.load(src + i), 0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15)
+    const hi = i8x16.shuffle(v128.load(src + i, 16), v128.load(src + i, 16), 0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15)
+    const d = dst + (<usize>i << 1)
+    const x0 = i16x8.extend_low_i8x16_s(lo)
+    const x1 = i16x8.extend_high_i8x16_s(lo)
+    const x2 = i16x8.extend_low_i8x16_s(hi)
+    const x3 = i16x8.extend_high_i8x16_s(hi)
+    v128.store(d, x0)
+    v128.store(d, x1, 16)
+    v128.store(d, x2, 32)
+    v128.store(d, x3, 48)
+    const ones = i16x8.splat(1)
+    const s = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(x0, ones), i32x4.dot_i16x8_s(x1, ones)),
+      i32x4.add(i32x4.dot_i16x8_s(x2, ones), i32x4.dot_i16x8_s(x3, ones)))
+    const sum = i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 1) + i32x4.extract_lane(s, 2) + i32x4.extract_lane(s, 3)
+    v128.store(xb + (<usize>i >> 1), i32x4.replace_lane(i32x4.splat(0), 0, -8 * sum))
   }
-  const p0 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(v0), x0)
-  const p1 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(i64x2.shuffle(v0, v0, 1, 0)), x1)
-  const p2 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(v1), x2)
-  const p3 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(i64x2.shuffle(v1, v1, 1, 0)), x3)
-  return i32x4.add(i32x4.add(p0, p1), i32x4.add(p2, p3))
+}
+
+/** int32x4 partial sums of the q4_0 nibbles of block wp (minus 8, through xb) times 32 int16 activations at xp */
+@inline function dotQ4Block (wp: usize, xp: usize, xb: usize): v128 {
+  const v = v128.load(wp, 2)
+  const m = i16x8.splat(15)
+  const p0 = i32x4.dot_i16x8_s(v128.and(v, m), v128.load(xp))
+  const p1 = i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(v, 8), m), v128.load(xp, 16))
+  const p2 = i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(v, 4), m), v128.load(xp, 32))
+  const p3 = i32x4.dot_i16x8_s(i16x8.shr_u(v, 12), v128.load(xp, 48))
+  return i32x4.add(i32x4.add(i32x4.add(p0, p1), i32x4.add(p2, p3)), v128.load(xb))
+}
+
+/**
+ * out[t, r] for rows [r0, r1): q4_0 weights (18-byte blocks: f16 d, 16 bytes of nibbles) against a q8_0 activation
+ * laid out by widen_q4 (xw [T, cols] int16, xb [T, cols/32] i32x4) with its scales (xd f32 [T, cols/32]).
+ */
+@inline function matmulQ4 (w: usize, xw: usize, xb: usize, xd: usize, out: usize, rows: i32, cols: i32, T: i32, lut: usize, r0: i32, r1: i32): void {
+  const nb = cols >> 5
+  const blockBytes: usize = 18
+  const rowBytes = <usize>nb * blockBytes
+  const xwRow = <usize>cols << 1
+  const xbRow = <usize>nb << 4
+  const xdRow = <usize>nb << 2
+  let t = 0
+  // 4 tokens per pass (prefill): each block's nibbles are split (and 8 subtracted) once for 4 activations
+  for (; t + 4 <= T; t += 4) {
+    const q0 = xw + <usize>t * xwRow
+    const d0 = xd + <usize>t * xdRow
+    for (let r = r0; r < r1; r++) {
+      let wp = w + <usize>r * rowBytes
+      let a0 = f32x4.splat(0)
+      let a1 = f32x4.splat(0)
+      let a2 = f32x4.splat(0)
+      let a3 = f32x4.splat(0)
+      const end = wp + rowBytes
+      let xb0 = q0
+      let db0 = d0
+      for (; wp < end; wp += blockBytes, xb0 += 64, db0 += 4) {
+        const dw = lutF16(lut, wp)
+        const v = v128.load(wp, 2)
+        // once per 4 tokens, subtracting the 8 here is cheaper than adding xb per token
+        const m = i16x8.splat(15)
+        const eight = i16x8.splat(8)
+        const w0 = i16x8.sub(v128.and(v, m), eight)
+        const w1 = i16x8.sub(v128.and(i16x8.shr_u(v, 8), m), eight)
+        const w2 = i16x8.sub(v128.and(i16x8.shr_u(v, 4), m), eight)
+        const w3 = i16x8.sub(i16x8.shr_u(v, 12), eight)
+        let xp = xb0
+        let dp = db0
+        a0 = fmadd(f32x4.convert_i32x4_s(dotI16x32(w0, w1, w2, w3, xp)), f32x4.splat(dw * load<f32>(dp)), a0)
+        xp += xwRow
+        dp += xdRow
+        a1 = fmadd(f32x4.convert_i32x4_s(dotI16x32(w0, w1, w2, w3, xp)), f32x4.splat(dw * load<f32>(dp)), a1)
+        xp += xwRow
+        dp += xdRow
+        a2 = fmadd(f32x4.convert_i32x4_s(dotI16x32(w0, w1, w2, w3, xp)), f32x4.splat(dw * load<f32>(dp)), a2)
+        xp += xwRow
+        dp += xdRow
+        a3 = fmadd(f32x4.convert_i32x4_s(dotI16x32(w0, w1, w2, w3, xp)), f32x4.splat(dw * load<f32>(dp)), a3)
+      }
+      const po = out + ((<usize>t * rows + r) << 2)
+      store<f32>(po, hsum(a0))
+      store<f32>(po + (<usize>rows << 2), hsum(a1))
+      store<f32>(po + (<usize>rows << 3), hsum(a2))
+      store<f32>(po + (<usize>rows * 12), hsum(a3))
+    }
+  }
+  for (; t < T; t++) {
+    const xt = xw + <usize>t * xwRow
+    const bt = xb + <usize>t * xbRow
+    const dt = xd + <usize>t * xdRow
+    for (let r = r0; r < r1; r++) {
+      let wp = w + <usize>r * rowBytes
+      const end = wp + rowBytes
+      let xp = xt
+      let bp = bt
+      let dp = dt
+      let acc = f32x4.splat(0)
+      for (; wp < end; wp += blockBytes, xp += 64, bp += 16, dp += 4) {
+        const s = dotQ4Block(wp, xp, bp)
+        acc = fmadd(f32x4.convert_i32x4_s(s), f32x4.splat(lutF16(lut, wp) * load<f32>(dp)), acc)
+      }
+      store<f32>(out + ((<usize>t * rows + r) << 2), hsum(acc))
+    }
+  }
 }
 
 export function matmul_q8_0 (w: usize, xw: usize, xd: usize, out: usize, rows: i32, cols: i32, T: i32, lut: usize, r0: i32, r1: i32): void {
-  matmulQ(false, w, xw, xd, out, rows, cols, T, lut, r0, r1)
+  matmulQ8(w, xw, xd, out, rows, cols, T, lut, r0, r1)
 }
 
-export function matmul_q4_0 (w: usize, xw: usize, xd: usize, out: usize, rows: i32, cols: i32, T: i32, lut: usize, r0: i32, r1: i32): void {
-  matmulQ(true, w, xw, xd, out, rows, cols, T, lut, r0, r1)
+export function matmul_q4_0 (w: usize, xw: usize, xb: usize, xd: usize, out: usize, rows: i32, cols: i32, T: i32, lut: usize, r0: i32, r1: i32): void {
+  matmulQ4(w, xw, xb, xd, out, rows, cols, T, lut, r0, r1)
 }
 
 /** n int8 at src -> int16 at dst (n a multiple of 16) */

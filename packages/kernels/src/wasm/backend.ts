@@ -48,6 +48,7 @@ interface Exports {
   relaxed: () => number
   quantize_q8_0: (x: number, xq: number, xd: number, cols: number, T: number) => void
   widen_i8: (src: number, dst: number, n: number) => void
+  widen_q4: (src: number, dst: number, xb: number, n: number) => void
   rms_norm: (out: number, x: number, w: number, T: number, dim: number, eps: number) => void
   rope: (x: number, T: number, nHeads: number, headDim: number, startPos: number, invFreqs: number, style: number, cs: number) => void
   swiglu: (out: number, gate: number, up: number, n: number) => void
@@ -192,8 +193,8 @@ class WasmBackendImpl implements WasmBackend {
     const wPtr = this.weightPtr(w)
     const xBytes = align(T * cols * 4)
     const outBytes = align(T * rows * 4)
-    // int8 quants, the same widened to int16, f32 scales, int32 sums (q8_K)
-    const qBytes = w.dtype === 'f32' || w.dtype === 'f16' ? 0 : align(T * cols) + align(T * cols * 2) + align(T * cols / 32 * 4) + align(T * cols / 16 * 4)
+    // int8 quants, the same widened to int16, f32 scales, int32 sums (q8_K [T, cols/16]; q4_0: i32x4 [T, cols/32])
+    const qBytes = w.dtype === 'f32' || w.dtype === 'f16' ? 0 : align(T * cols) + align(T * cols * 2) + align(T * cols / 32 * 4) + align(T * cols / 2)
     const base = this.scratch(xBytes + outBytes + qBytes)
     const xPtr = base
     const outPtr = base + xBytes
@@ -209,11 +210,16 @@ class WasmBackendImpl implements WasmBackend {
         this.pool.run(`matmul_${w.dtype}`, [wPtr, xPtr, outPtr, rows, cols, T], rows, unit, 16)
         break
       case 'q8_0':
-      case 'q4_0':
         this.f32.set(x.subarray(0, T * cols), xPtr >> 2)
         this.k.quantize_q8_0(xPtr, q8Ptr, dPtr, cols, T)
         this.k.widen_i8(q8Ptr, qPtr, T * cols)
-        this.pool.run(`matmul_${w.dtype}`, [wPtr, qPtr, dPtr, outPtr, rows, cols, T, this.f16Table], rows, unit, 16)
+        this.pool.run('matmul_q8_0', [wPtr, qPtr, dPtr, outPtr, rows, cols, T, this.f16Table], rows, unit, 16)
+        break
+      case 'q4_0':
+        this.f32.set(x.subarray(0, T * cols), xPtr >> 2)
+        this.k.quantize_q8_0(xPtr, q8Ptr, dPtr, cols, T)
+        this.k.widen_q4(q8Ptr, qPtr, sPtr, T * cols)
+        this.pool.run('matmul_q4_0', [wPtr, qPtr, sPtr, dPtr, outPtr, rows, cols, T, this.f16Table], rows, unit, 16)
         break
       case 'q4_K':
       case 'q6_K': {
