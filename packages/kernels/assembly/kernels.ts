@@ -306,11 +306,60 @@ export function quantize_q8_0 (x: usize, xq: usize, xd: usize, cols: i32, T: i32
 }
 
 // ---- q8_0 / q4_0 weights x q8_0 activations ----
-// The int8 x int8 block dot sign-extends the weights to int16 (the high half via a 64-bit lane swap, which V8
-// lowers more cheaply than extend_high or extmul) and multiplies them with the activation quants, widened to int16
-// once per token (xw), summing pairs with i32x4.dot_i16x8_s (pmaddwd); block scales are
-// read through a 65536-entry f16 -> f32 table (`lut`, 256 KiB) that the JS side fills, cheaper than decoding f16
-// bits in the loop.
+// The activation is quantized to q8_0 (quantize_q8_0) and then laid out by widen_q8_0 for the matmul kernels:
+// - its quants widened to int16, so that the inner loops widen only the weights before i32x4.dot_i16x8_s (pmaddwd);
+// - tokens taken in groups of 4 (prefill) stored block-interleaved: for each block, the group's 4 tokens' 32 int16
+//   quants one after the other (xw), and their 4 scales as one f32x4 (xs). A group's loop then reads every operand
+//   at a constant offset from one pointer, and builds the 4 scales of a weight block with one multiply. Tokens past
+//   the last full group (decode) are stored one at a time, which is the same layout with a group of 1.
+// Weight block scales are read through a 65536-entry f16 -> f32 table (`lut`, 256 KiB) that the JS side fills,
+// cheaper than decoding f16 bits in the loop.
+//
+// q4_0 weights: a block's 16 bytes hold element j in the low nibble of byte j and element j + 16 in its high nibble.
+// Read as 8 int16 lanes, the nibbles come out with one mask or shift each: lane & 15 = elements 0, 2, .., 14;
+// (lane >> 8) & 15 = 1, 3, .., 15; (lane >> 4) & 15 = 16, 18, .., 30; lane >> 12 = 17, 19, .., 31. For q4_0 the
+// activation's quants are stored in that order, and each decode token's block gets -8 * its sum (xb), so that
+// dot(x, nibble - 8) = dot(x, nibble) + xb needs neither a subtraction nor a widening of the weights.
+
+/** tokens per group in the widened activation layout */
+const GROUP = 4
+
+/**
+ * Lays out a q8_0 activation (xq int8 [T, cols], xd f32 [T, cols/32]) for matmul_q8_0 (q4 = 0) or matmul_q4_0
+ * (q4 = 1): int16 quants at xw and scales at xs (both grouped as above), and for q4_0 the decode tokens' block
+ * biases at xb (i32x4 [T, cols/32], (-8 * block sum, 0, 0, 0)).
+ */
+export function widen_q8_0 (xq: usize, xd: usize, xw: usize, xs: usize, xb: usize, cols: i32, T: i32, q4: i32): void {
+  const nb = cols >> 5
+  for (let t = 0; t < T;) {
+    const G = t + GROUP <= T ? GROUP : 1
+    for (let j = 0; j < G; j++) {
+      const tj = t + j
+      for (let b = 0; b < nb; b++) {
+        const src = xq + <usize>tj * cols + (<usize>b << 5)
+        const dst = xw + ((<usize>t * cols + <usize>b * G * 32 + <usize>j * 32) << 1)
+        store<f32>(xs + ((<usize>t * nb + <usize>b * G + j) << 2), load<f32>(xd + ((<usize>tj * nb + b) << 2)))
+        let lo = v128.load(src)
+        let hi = v128.load(src, 16)
+        if (q4 != 0) {
+          lo = i8x16.shuffle(lo, lo, 0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15)
+          hi = i8x16.shuffle(hi, hi, 0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15)
+        }
+        v128.store(dst, i16x8.extend_low_i8x16_s(lo))
+        v128.store(dst, i16x8.extend_high_i8x16_s(lo), 16)
+        v128.store(dst, i16x8.extend_low_i8x16_s(hi), 32)
+        v128.store(dst, i16x8.extend_high_i8x16_s(hi), 48)
+        if (q4 != 0 && G == 1) {
+          const s = i32x4.add(i32x4.extadd_pairwise_i16x8_s(i16x8.extadd_pairwise_i8x16_s(lo)),
+            i32x4.extadd_pairwise_i16x8_s(i16x8.extadd_pairwise_i8x16_s(hi)))
+          const sum = i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 1) + i32x4.extract_lane(s, 2) + i32x4.extract_lane(s, 3)
+          v128.store(xb + ((<usize>tj * nb + b) << 4), i32x4.replace_lane(i32x4.splat(0), 0, -8 * sum))
+        }
+      }
+    }
+    t += G
+  }
+}
 
 /** int32x4 partial sums of 32 int16 weights (w0..w3) times 32 int16 activations at x */
 @inline function dotI16x32 (w0: v128, w1: v128, w2: v128, w3: v128, x: usize): v128 {
@@ -323,50 +372,53 @@ export function quantize_q8_0 (x: usize, xq: usize, xd: usize, cols: i32, T: i32
 }
 
 /**
- * out[t, r] for rows [r0, r1): q8_0 weights (34-byte blocks: f16 d, 32 int8) against a q8_0 activation: its quants
- * widened to int16 by widen_i8 (xw [T, cols]) and its scales (xd f32 [T, cols/32]).
+ * out[t, r] for rows [r0, r1): q8_0 weights (34-byte blocks: f16 d, 32 int8) or, with `q4`, q4_0 weights (18-byte
+ * blocks: f16 d, 16 bytes of nibbles) against an activation laid out by widen_q8_0.
  */
-@inline function matmulQ8 (w: usize, xw: usize, xd: usize, out: usize, rows: i32, cols: i32, T: i32, lut: usize, r0: i32, r1: i32): void {
+@inline function matmulQ (q4: bool, w: usize, xw: usize, xs: usize, xb: usize, out: usize, rows: i32, cols: i32, T: i32, lut: usize, r0: i32, r1: i32): void {
   const nb = cols >> 5
-  const blockBytes: usize = 34
+  const blockBytes: usize = q4 ? 18 : 34
   const rowBytes = <usize>nb * blockBytes
-  const xwRow = <usize>cols << 1
-  const xdRow = <usize>nb << 2
   let t = 0
-  // 4 tokens per pass (prefill): each weight block is loaded and widened to int16 once, then multiplied with 4
-  // activations pre-widened to int16 (xw) by i32x4.dot_i16x8_s
-  for (; t + 4 <= T; t += 4) {
-    const q0 = xw + <usize>t * xwRow
-    const d0 = xd + <usize>t * xdRow
+  // groups of 4 tokens (prefill): each weight block is widened to int16 once for the 4 activations
+  for (; t + GROUP <= T; t += GROUP) {
+    const xg = xw + (<usize>t * cols << 1)
+    const sg = xs + (<usize>t * nb << 2)
     for (let r = r0; r < r1; r++) {
       let wp = w + <usize>r * rowBytes
+      const end = wp + rowBytes
+      let xp = xg
+      let sp = sg
       let a0 = f32x4.splat(0)
       let a1 = f32x4.splat(0)
       let a2 = f32x4.splat(0)
       let a3 = f32x4.splat(0)
-      const end = wp + rowBytes
-      let xb0 = q0
-      let db0 = d0
-      for (; wp < end; wp += blockBytes, xb0 += 64, db0 += 4) {
-        const dw = lutF16(lut, wp)
-        const v0 = v128.load(wp, 2)
-        const v1 = v128.load(wp, 18)
-        const w0 = i16x8.extend_low_i8x16_s(v0)
-        const w1 = i16x8.extend_high_i8x16_s(v0)
-        const w2 = i16x8.extend_low_i8x16_s(v1)
-        const w3 = i16x8.extend_high_i8x16_s(v1)
-        let xp = xb0
-        let dp = db0
-        a0 = fmadd(f32x4.convert_i32x4_s(dotI16x32(w0, w1, w2, w3, xp)), f32x4.splat(dw * load<f32>(dp)), a0)
-        xp += xwRow
-        dp += xdRow
-        a1 = fmadd(f32x4.convert_i32x4_s(dotI16x32(w0, w1, w2, w3, xp)), f32x4.splat(dw * load<f32>(dp)), a1)
-        xp += xwRow
-        dp += xdRow
-        a2 = fmadd(f32x4.convert_i32x4_s(dotI16x32(w0, w1, w2, w3, xp)), f32x4.splat(dw * load<f32>(dp)), a2)
-        xp += xwRow
-        dp += xdRow
-        a3 = fmadd(f32x4.convert_i32x4_s(dotI16x32(w0, w1, w2, w3, xp)), f32x4.splat(dw * load<f32>(dp)), a3)
+      for (; wp < end; wp += blockBytes, xp += 256, sp += 16) {
+        let w0: v128
+        let w1: v128
+        let w2: v128
+        let w3: v128
+        if (q4) {
+          const v = v128.load(wp, 2)
+          const m = i16x8.splat(15)
+          const eight = i16x8.splat(8)
+          w0 = i16x8.sub(v128.and(v, m), eight)
+          w1 = i16x8.sub(v128.and(i16x8.shr_u(v, 8), m), eight)
+          w2 = i16x8.sub(v128.and(i16x8.shr_u(v, 4), m), eight)
+          w3 = i16x8.sub(i16x8.shr_u(v, 12), eight)
+        } else {
+          const v0 = v128.load(wp, 2)
+          const v1 = v128.load(wp, 18)
+          w0 = i16x8.extend_low_i8x16_s(v0)
+          w1 = i16x8.extend_high_i8x16_s(v0)
+          w2 = i16x8.extend_low_i8x16_s(v1)
+          w3 = i16x8.extend_high_i8x16_s(v1)
+        }
+        const sc = f32x4.mul(f32x4.splat(lutF16(lut, wp)), v128.load(sp))
+        a0 = fmadd(f32x4.convert_i32x4_s(dotI16x32(w0, w1, w2, w3, xp)), i32x4.shuffle(sc, sc, 0, 0, 0, 0), a0)
+        a1 = fmadd(f32x4.convert_i32x4_s(dotI16x32(w0, w1, w2, w3, xp + 64)), i32x4.shuffle(sc, sc, 1, 1, 1, 1), a1)
+        a2 = fmadd(f32x4.convert_i32x4_s(dotI16x32(w0, w1, w2, w3, xp + 128)), i32x4.shuffle(sc, sc, 2, 2, 2, 2), a2)
+        a3 = fmadd(f32x4.convert_i32x4_s(dotI16x32(w0, w1, w2, w3, xp + 192)), i32x4.shuffle(sc, sc, 3, 3, 3, 3), a3)
       }
       const po = out + ((<usize>t * rows + r) << 2)
       store<f32>(po, hsum(a0))
@@ -375,162 +427,52 @@ export function quantize_q8_0 (x: usize, xq: usize, xd: usize, cols: i32, T: i32
       store<f32>(po + (<usize>rows * 12), hsum(a3))
     }
   }
-  // decode (and the last T % 4 tokens): the activation is read as int16, widened once per token (xw)
+  // decode (and the tokens past the last group), one row at a time: two interleaved row streams read markedly
+  // slower from DRAM here (measured)
   for (; t < T; t++) {
-    const xt = xw + <usize>t * xwRow
-    const dt = xd + <usize>t * xdRow
-    // one row at a time: two interleaved row streams read markedly slower from DRAM here (measured)
+    const xt = xw + (<usize>t * cols << 1)
+    const st = xs + (<usize>t * nb << 2)
+    const bt = xb + (<usize>t * nb << 4)
     for (let r = r0; r < r1; r++) {
       let wp = w + <usize>r * rowBytes
       const end = wp + rowBytes
       let xp = xt
-      let dp = dt
-      let acc = f32x4.splat(0)
-      for (; wp < end; wp += blockBytes, xp += 64, dp += 4) {
-        const v0 = v128.load(wp, 2)
-        const v1 = v128.load(wp, 18)
-        // the high half of each 16 bytes via a 64-bit lane swap
-        const p0 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(v0), v128.load(xp))
-        const p1 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(i64x2.shuffle(v0, v0, 1, 0)), v128.load(xp, 16))
-        const p2 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(v1), v128.load(xp, 32))
-        const p3 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(i64x2.shuffle(v1, v1, 1, 0)), v128.load(xp, 48))
-        const s = i32x4.add(i32x4.add(p0, p1), i32x4.add(p2, p3))
-        acc = fmadd(f32x4.convert_i32x4_s(s), f32x4.splat(lutF16(lut, wp) * load<f32>(dp)), acc)
-      }
-      store<f32>(out + ((<usize>t * rows + r) << 2), hsum(acc))
-    }
-  }
-}
-
-// q4_0 weights: a block's 16 bytes hold element j in the low nibble of byte j and element j + 16 in its high nibble.
-// Read as 8 int16 lanes, the nibbles come out with one mask or shift each: lane & 15 = elements 0, 2, .., 14;
-// (lane >> 8) & 15 = 1, 3, .., 15; (lane >> 4) & 15 = 16, 18, .., 30; lane >> 12 = 17, 19, .., 31. widen_q4 lays
-// the activation out in that order (int16) and stores -8 * its block sum (xb), so that dot(x, nibble - 8) =
-// dot(x, nibble) + xb needs neither a subtraction nor a widening of the weights.
-
-/** n int8 at src -> int16 at dst in the nibble order above, and xb[block] (i32x4) = (-8 * block sum, 0, 0, 0) */
-export function widen_q4 (src: usize, dst: usize, xb: usize, n: i32): void {
-  for (let i = 0; i < n; i += 32) {
-    const lo = i8x16.shuffle(v128.load(src + i), v128.load(src + i), 0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15)
-    const hi = i8x16.shuffle(v128.load(src + i, 16), v128.load(src + i, 16), 0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15)
-    const d = dst + (<usize>i << 1)
-    const x0 = i16x8.extend_low_i8x16_s(lo)
-    const x1 = i16x8.extend_high_i8x16_s(lo)
-    const x2 = i16x8.extend_low_i8x16_s(hi)
-    const x3 = i16x8.extend_high_i8x16_s(hi)
-    v128.store(d, x0)
-    v128.store(d, x1, 16)
-    v128.store(d, x2, 32)
-    v128.store(d, x3, 48)
-    const ones = i16x8.splat(1)
-    const s = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(x0, ones), i32x4.dot_i16x8_s(x1, ones)),
-      i32x4.add(i32x4.dot_i16x8_s(x2, ones), i32x4.dot_i16x8_s(x3, ones)))
-    const sum = i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 1) + i32x4.extract_lane(s, 2) + i32x4.extract_lane(s, 3)
-    v128.store(xb + (<usize>i >> 1), i32x4.replace_lane(i32x4.splat(0), 0, -8 * sum))
-  }
-}
-
-/** int32x4 partial sums of the q4_0 nibbles of block wp (minus 8, through xb) times 32 int16 activations at xp */
-@inline function dotQ4Block (wp: usize, xp: usize, xb: usize): v128 {
-  const v = v128.load(wp, 2)
-  const m = i16x8.splat(15)
-  const p0 = i32x4.dot_i16x8_s(v128.and(v, m), v128.load(xp))
-  const p1 = i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(v, 8), m), v128.load(xp, 16))
-  const p2 = i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(v, 4), m), v128.load(xp, 32))
-  const p3 = i32x4.dot_i16x8_s(i16x8.shr_u(v, 12), v128.load(xp, 48))
-  return i32x4.add(i32x4.add(i32x4.add(p0, p1), i32x4.add(p2, p3)), v128.load(xb))
-}
-
-/**
- * out[t, r] for rows [r0, r1): q4_0 weights (18-byte blocks: f16 d, 16 bytes of nibbles) against a q8_0 activation
- * laid out by widen_q4 (xw [T, cols] int16, xb [T, cols/32] i32x4) with its scales (xd f32 [T, cols/32]).
- */
-@inline function matmulQ4 (w: usize, xw: usize, xb: usize, xd: usize, out: usize, rows: i32, cols: i32, T: i32, lut: usize, r0: i32, r1: i32): void {
-  const nb = cols >> 5
-  const blockBytes: usize = 18
-  const rowBytes = <usize>nb * blockBytes
-  const xwRow = <usize>cols << 1
-  const xbRow = <usize>nb << 4
-  const xdRow = <usize>nb << 2
-  let t = 0
-  // 4 tokens per pass (prefill): each block's nibbles are split (and 8 subtracted) once for 4 activations
-  for (; t + 4 <= T; t += 4) {
-    const q0 = xw + <usize>t * xwRow
-    const d0 = xd + <usize>t * xdRow
-    for (let r = r0; r < r1; r++) {
-      let wp = w + <usize>r * rowBytes
-      let a0 = f32x4.splat(0)
-      let a1 = f32x4.splat(0)
-      let a2 = f32x4.splat(0)
-      let a3 = f32x4.splat(0)
-      const end = wp + rowBytes
-      let xb0 = q0
-      let db0 = d0
-      for (; wp < end; wp += blockBytes, xb0 += 64, db0 += 4) {
-        const dw = lutF16(lut, wp)
-        const v = v128.load(wp, 2)
-        // once per 4 tokens, subtracting the 8 here is cheaper than adding xb per token
-        const m = i16x8.splat(15)
-        const eight = i16x8.splat(8)
-        const w0 = i16x8.sub(v128.and(v, m), eight)
-        const w1 = i16x8.sub(v128.and(i16x8.shr_u(v, 8), m), eight)
-        const w2 = i16x8.sub(v128.and(i16x8.shr_u(v, 4), m), eight)
-        const w3 = i16x8.sub(i16x8.shr_u(v, 12), eight)
-        let xp = xb0
-        let dp = db0
-        a0 = fmadd(f32x4.convert_i32x4_s(dotI16x32(w0, w1, w2, w3, xp)), f32x4.splat(dw * load<f32>(dp)), a0)
-        xp += xwRow
-        dp += xdRow
-        a1 = fmadd(f32x4.convert_i32x4_s(dotI16x32(w0, w1, w2, w3, xp)), f32x4.splat(dw * load<f32>(dp)), a1)
-        xp += xwRow
-        dp += xdRow
-        a2 = fmadd(f32x4.convert_i32x4_s(dotI16x32(w0, w1, w2, w3, xp)), f32x4.splat(dw * load<f32>(dp)), a2)
-        xp += xwRow
-        dp += xdRow
-        a3 = fmadd(f32x4.convert_i32x4_s(dotI16x32(w0, w1, w2, w3, xp)), f32x4.splat(dw * load<f32>(dp)), a3)
-      }
-      const po = out + ((<usize>t * rows + r) << 2)
-      store<f32>(po, hsum(a0))
-      store<f32>(po + (<usize>rows << 2), hsum(a1))
-      store<f32>(po + (<usize>rows << 3), hsum(a2))
-      store<f32>(po + (<usize>rows * 12), hsum(a3))
-    }
-  }
-  for (; t < T; t++) {
-    const xt = xw + <usize>t * xwRow
-    const bt = xb + <usize>t * xbRow
-    const dt = xd + <usize>t * xdRow
-    for (let r = r0; r < r1; r++) {
-      let wp = w + <usize>r * rowBytes
-      const end = wp + rowBytes
-      let xp = xt
+      let sp = st
       let bp = bt
-      let dp = dt
       let acc = f32x4.splat(0)
-      for (; wp < end; wp += blockBytes, xp += 64, bp += 16, dp += 4) {
-        const s = dotQ4Block(wp, xp, bp)
-        acc = fmadd(f32x4.convert_i32x4_s(s), f32x4.splat(lutF16(lut, wp) * load<f32>(dp)), acc)
+      for (; wp < end; wp += blockBytes, xp += 64, sp += 4, bp += 16) {
+        let s: v128
+        if (q4) {
+          const v = v128.load(wp, 2)
+          const m = i16x8.splat(15)
+          const p0 = i32x4.dot_i16x8_s(v128.and(v, m), v128.load(xp))
+          const p1 = i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(v, 8), m), v128.load(xp, 16))
+          const p2 = i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(v, 4), m), v128.load(xp, 32))
+          const p3 = i32x4.dot_i16x8_s(i16x8.shr_u(v, 12), v128.load(xp, 48))
+          s = i32x4.add(i32x4.add(i32x4.add(p0, p1), i32x4.add(p2, p3)), v128.load(bp))
+        } else {
+          // the high half of each 16 bytes via a 64-bit lane swap, which V8 lowers more cheaply than extend_high
+          const v0 = v128.load(wp, 2)
+          const v1 = v128.load(wp, 18)
+          const p0 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(v0), v128.load(xp))
+          const p1 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(i64x2.shuffle(v0, v0, 1, 0)), v128.load(xp, 16))
+          const p2 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(v1), v128.load(xp, 32))
+          const p3 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(i64x2.shuffle(v1, v1, 1, 0)), v128.load(xp, 48))
+          s = i32x4.add(i32x4.add(p0, p1), i32x4.add(p2, p3))
+        }
+        acc = fmadd(f32x4.convert_i32x4_s(s), f32x4.splat(lutF16(lut, wp) * load<f32>(sp)), acc)
       }
       store<f32>(out + ((<usize>t * rows + r) << 2), hsum(acc))
     }
   }
 }
 
-export function matmul_q8_0 (w: usize, xw: usize, xd: usize, out: usize, rows: i32, cols: i32, T: i32, lut: usize, r0: i32, r1: i32): void {
-  matmulQ8(w, xw, xd, out, rows, cols, T, lut, r0, r1)
+export function matmul_q8_0 (w: usize, xw: usize, xs: usize, xb: usize, out: usize, rows: i32, cols: i32, T: i32, lut: usize, r0: i32, r1: i32): void {
+  matmulQ(false, w, xw, xs, xb, out, rows, cols, T, lut, r0, r1)
 }
 
-export function matmul_q4_0 (w: usize, xw: usize, xb: usize, xd: usize, out: usize, rows: i32, cols: i32, T: i32, lut: usize, r0: i32, r1: i32): void {
-  matmulQ4(w, xw, xb, xd, out, rows, cols, T, lut, r0, r1)
-}
-
-/** n int8 at src -> int16 at dst (n a multiple of 16) */
-export function widen_i8 (src: usize, dst: usize, n: i32): void {
-  for (let i = 0; i < n; i += 16) {
-    const v = v128.load(src + i)
-    v128.store(dst + (<usize>i << 1), i16x8.extend_low_i8x16_s(v))
-    v128.store(dst + (<usize>i << 1), i16x8.extend_high_i8x16_s(v), 16)
-  }
+export function matmul_q4_0 (w: usize, xw: usize, xs: usize, xb: usize, out: usize, rows: i32, cols: i32, T: i32, lut: usize, r0: i32, r1: i32): void {
+  matmulQ(true, w, xw, xs, xb, out, rows, cols, T, lut, r0, r1)
 }
 
 // ---- K-quants: activation as q8_K (int16 quants [T, cols], f32 d [T, cols/256], int32 bsums [T, cols/16]) ----

@@ -47,8 +47,7 @@ const align = (n: number): number => Math.ceil(n / ALIGN) * ALIGN
 interface Exports {
   relaxed: () => number
   quantize_q8_0: (x: number, xq: number, xd: number, cols: number, T: number) => void
-  widen_i8: (src: number, dst: number, n: number) => void
-  widen_q4: (src: number, dst: number, xb: number, n: number) => void
+  widen_q8_0: (xq: number, xd: number, xw: number, xs: number, xb: number, cols: number, T: number, q4: number) => void
   rms_norm: (out: number, x: number, w: number, T: number, dim: number, eps: number) => void
   rope: (x: number, T: number, nHeads: number, headDim: number, startPos: number, invFreqs: number, style: number, cs: number) => void
   swiglu: (out: number, gate: number, up: number, n: number) => void
@@ -193,15 +192,18 @@ class WasmBackendImpl implements WasmBackend {
     const wPtr = this.weightPtr(w)
     const xBytes = align(T * cols * 4)
     const outBytes = align(T * rows * 4)
-    // int8 quants, the same widened to int16, f32 scales, int32 sums (q8_K [T, cols/16]; q4_0: i32x4 [T, cols/32])
-    const qBytes = w.dtype === 'f32' || w.dtype === 'f16' ? 0 : align(T * cols) + align(T * cols * 2) + align(T * cols / 32 * 4) + align(T * cols / 2)
+    // the quantized activation: int8 quants, the same widened to int16, f32 scales, int32 sums (q8_K: [T, cols/16];
+    // q4_0: an i32x4 bias per block, [T, cols/32] x 4), and the scales as widen_q8_0 lays them out
+    const nb = cols / 32
+    const qBytes = w.dtype === 'f32' || w.dtype === 'f16' ? 0 : align(T * cols) + align(T * cols * 2) + 2 * align(T * nb * 4) + align(T * nb * 16)
     const base = this.scratch(xBytes + outBytes + qBytes)
     const xPtr = base
     const outPtr = base + xBytes
     const q8Ptr = outPtr + outBytes
     const qPtr = q8Ptr + align(T * cols)
     const dPtr = qPtr + align(T * cols * 2)
-    const sPtr = dPtr + align(T * cols / 32 * 4)
+    const xsPtr = dPtr + align(T * nb * 4)
+    const sPtr = xsPtr + align(T * nb * 4)
     const unit = 4 // rows per split unit (keeps the 2-row kernels paired)
     switch (w.dtype) {
       case 'f32':
@@ -210,24 +212,19 @@ class WasmBackendImpl implements WasmBackend {
         this.pool.run(`matmul_${w.dtype}`, [wPtr, xPtr, outPtr, rows, cols, T], rows, unit, 16)
         break
       case 'q8_0':
-        this.f32.set(x.subarray(0, T * cols), xPtr >> 2)
-        this.k.quantize_q8_0(xPtr, q8Ptr, dPtr, cols, T)
-        this.k.widen_i8(q8Ptr, qPtr, T * cols)
-        this.pool.run('matmul_q8_0', [wPtr, qPtr, dPtr, outPtr, rows, cols, T, this.f16Table], rows, unit, 16)
-        break
       case 'q4_0':
         this.f32.set(x.subarray(0, T * cols), xPtr >> 2)
         this.k.quantize_q8_0(xPtr, q8Ptr, dPtr, cols, T)
-        this.k.widen_q4(q8Ptr, qPtr, sPtr, T * cols)
-        this.pool.run('matmul_q4_0', [wPtr, qPtr, sPtr, dPtr, outPtr, rows, cols, T, this.f16Table], rows, unit, 16)
+        this.k.widen_q8_0(q8Ptr, dPtr, qPtr, xsPtr, sPtr, cols, T, w.dtype === 'q4_0' ? 1 : 0)
+        this.pool.run(`matmul_${w.dtype}`, [wPtr, qPtr, xsPtr, sPtr, outPtr, rows, cols, T, this.f16Table], rows, unit, 16)
         break
       case 'q4_K':
       case 'q6_K': {
-        const nb = cols / 256
+        const nbK = cols / 256
         for (let t = 0; t < T; t++) {
           const a = prepareActivation(w.dtype, x, t * cols, cols) as PreparedQ8KActivation
           this.i16.set(a.qs, (qPtr >> 1) + t * cols)
-          this.f32.set(a.d, (dPtr >> 2) + t * nb)
+          this.f32.set(a.d, (dPtr >> 2) + t * nbK)
           this.i32.set(a.bsums, (sPtr >> 2) + t * (cols / 16))
         }
         if (w.dtype === 'q4_K') this.pool.run('matmul_q4_K', [wPtr, qPtr, dPtr, sPtr, outPtr, rows, cols, T], rows, unit, 16)
