@@ -10,7 +10,7 @@ import { choiceFlag, integerFlag, parseFlags, requireString, UsageError } from '
 import type { CommandContext } from './context.js'
 
 const PRESET_NAMES = ['tiny', 'tiny-qwen2', 'tiny-tied', 'tinyllama-8l'] as const
-const DTYPES = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0'] as const
+const DTYPES = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_K', 'q6_K'] as const
 /** Hugging Face checkpoints store floats only */
 const HF_DTYPES = ['f32', 'f16', 'bf16'] as const
 const FORMATS = ['gguf', 'hf'] as const
@@ -23,7 +23,8 @@ tokens up to the preset's vocabulary size), for tests and demos. Its output is n
 Options:
   --out PATH        output: a .gguf file, or a directory for --format hf
   --preset NAME     ${PRESET_NAMES.join(' | ')} (default tiny)
-  --dtype DTYPE     ${DTYPES.join(' | ')} (default f32; hf: ${HF_DTYPES.join(', ')} only)
+  --dtype DTYPE     ${DTYPES.join(' | ')} (default f32; hf: ${HF_DTYPES.join(', ')} only;
+                    q4_K and q6_K need the preset's dim and ffn size to be multiples of 256)
   --format FORMAT   gguf | hf (default gguf)
   --seed N          weights seed, an integer >= 0 (default 1)
   -h, --help        show this help

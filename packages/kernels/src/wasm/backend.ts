@@ -48,6 +48,7 @@ interface Exports {
   relaxed: () => number
   quantize_q8_0: (x: number, xq: number, xd: number, cols: number, T: number) => void
   widen_q8_0: (xq: number, xd: number, xw: number, xs: number, xb: number, cols: number, T: number, q4: number) => void
+  widen_q8_K: (src: number, dst: number, sums: number, n: number) => void
   rms_norm: (out: number, x: number, w: number, T: number, dim: number, eps: number) => void
   rope: (x: number, T: number, nHeads: number, headDim: number, startPos: number, invFreqs: number, style: number, cs: number) => void
   swiglu: (out: number, gate: number, up: number, n: number) => void
@@ -218,17 +219,25 @@ class WasmBackendImpl implements WasmBackend {
         this.k.widen_q8_0(q8Ptr, dPtr, qPtr, xsPtr, sPtr, cols, T, w.dtype === 'q4_0' ? 1 : 0)
         this.pool.run(`matmul_${w.dtype}`, [wPtr, qPtr, xsPtr, sPtr, outPtr, rows, cols, T, this.f16Table], rows, unit, 16)
         break
-      case 'q4_K':
+      case 'q4_K': {
+        const nbK = cols / 256
+        for (let t = 0; t < T; t++) {
+          const a = prepareActivation(w.dtype, x, t * cols, cols) as PreparedQ8KActivation
+          this.u8.set(new Uint8Array(a.qs.buffer, a.qs.byteOffset, cols), q8Ptr + t * cols)
+          this.f32.set(a.d, (dPtr >> 2) + t * nbK)
+        }
+        this.k.widen_q8_K(q8Ptr, qPtr, sPtr, T * cols)
+        this.pool.run('matmul_q4_K', [wPtr, qPtr, dPtr, sPtr, outPtr, rows, cols, T, this.f16Table], rows, unit, 16)
+        break
+      }
       case 'q6_K': {
         const nbK = cols / 256
         for (let t = 0; t < T; t++) {
           const a = prepareActivation(w.dtype, x, t * cols, cols) as PreparedQ8KActivation
           this.i16.set(a.qs, (qPtr >> 1) + t * cols)
           this.f32.set(a.d, (dPtr >> 2) + t * nbK)
-          this.i32.set(a.bsums, (sPtr >> 2) + t * (cols / 16))
         }
-        if (w.dtype === 'q4_K') this.pool.run('matmul_q4_K', [wPtr, qPtr, dPtr, sPtr, outPtr, rows, cols, T], rows, unit, 16)
-        else this.pool.run('matmul_q6_K', [wPtr, qPtr, dPtr, outPtr, rows, cols, T], rows, unit, 16)
+        this.pool.run('matmul_q6_K', [wPtr, qPtr, dPtr, outPtr, rows, cols, T], rows, unit, 16)
         break
       }
       default:
