@@ -8,6 +8,9 @@
 //
 // Relaxed SIMD: when compiled with --enable relaxed-simd, f32 multiply-adds use f32x4.relaxed_madd (an FMA where
 // the CPU has one); the JS side picks that binary only after WebAssembly.validate accepts it.
+// The relaxed int8 dot (i32x4.relaxed_dot_i8x16_i7x16_add_s) is deliberately not used: on Node 20's V8 (11.3, behind
+// --experimental-wasm-relaxed-simd) the baseline tier (Liftoff) computed it differently from TurboFan, so a kernel's
+// first calls gave other results than its later ones, and optimized it was 2x slower than the int16 path for q8_0.
 
 // ---- helpers ----
 
