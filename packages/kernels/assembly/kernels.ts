@@ -327,6 +327,38 @@ export function quantize_q8_0 (x: usize, xq: usize, xd: usize, cols: i32, T: i32
 /** tokens per group in the widened activation layout */
 const GROUP = 4
 
+/** the 16 int8 lanes of v reordered as [0, 2, .., 14, 1, 3, .., 15] (the order of a nibble read as int16 lanes) */
+@inline function evensOdds (v: v128): v128 {
+  return i8x16.shuffle(v, v, 0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15)
+}
+
+/** the 32 int8 lanes of lo, hi sign-extended to int16 at dst (64 bytes) */
+@inline function storeI16x32 (dst: usize, lo: v128, hi: v128): void {
+  v128.store(dst, i16x8.extend_low_i8x16_s(lo))
+  v128.store(dst, i16x8.extend_high_i8x16_s(lo), 16)
+  v128.store(dst, i16x8.extend_low_i8x16_s(hi), 32)
+  v128.store(dst, i16x8.extend_high_i8x16_s(hi), 48)
+}
+
+/** the sum of the 32 int8 lanes of lo, hi */
+@inline function sumI8x32 (lo: v128, hi: v128): i32 {
+  return isum(i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extadd_pairwise_i8x16_s(lo), i16x8.extadd_pairwise_i8x16_s(hi))))
+}
+
+/**
+ * int32x4 partial sums of the 16 low nibbles of the bytes of v, read as int16 lanes (v & 15: elements 0, 2, .., 14;
+ * (v >> 8) & 15: 1, 3, .., 15), times 16 int16 activations at x in that order
+ */
+@inline function dotLowNibbles (v: v128, x: usize): v128 {
+  const m = i16x8.splat(15)
+  return i32x4.add(i32x4.dot_i16x8_s(v128.and(v, m), v128.load(x)), i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(v, 8), m), v128.load(x, 16)))
+}
+
+/** the same for the 16 high nibbles ((v >> 4) & 15: elements 0, 2, .., 14; v >> 12: 1, 3, .., 15) */
+@inline function dotHighNibbles (v: v128, x: usize): v128 {
+  return i32x4.add(i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(v, 4), i16x8.splat(15)), v128.load(x)), i32x4.dot_i16x8_s(i16x8.shr_u(v, 12), v128.load(x, 16)))
+}
+
 /**
  * Lays out a q8_0 activation (xq int8 [T, cols], xd f32 [T, cols/32]) for matmul_q8_0 (q4 = 0) or matmul_q4_0
  * (q4 = 1): int16 quants at xw and scales at xs (both grouped as above), and for q4_0 the decode tokens' block
@@ -342,21 +374,12 @@ export function widen_q8_0 (xq: usize, xd: usize, xw: usize, xs: usize, xb: usiz
         const src = xq + <usize>tj * cols + (<usize>b << 5)
         const dst = xw + ((<usize>t * cols + <usize>b * G * 32 + <usize>j * 32) << 1)
         store<f32>(xs + ((<usize>t * nb + <usize>b * G + j) << 2), load<f32>(xd + ((<usize>tj * nb + b) << 2)))
-        let lo = v128.load(src)
-        let hi = v128.load(src, 16)
-        if (q4 != 0) {
-          lo = i8x16.shuffle(lo, lo, 0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15)
-          hi = i8x16.shuffle(hi, hi, 0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15)
-        }
-        v128.store(dst, i16x8.extend_low_i8x16_s(lo))
-        v128.store(dst, i16x8.extend_high_i8x16_s(lo), 16)
-        v128.store(dst, i16x8.extend_low_i8x16_s(hi), 32)
-        v128.store(dst, i16x8.extend_high_i8x16_s(hi), 48)
+        const lo = v128.load(src)
+        const hi = v128.load(src, 16)
+        if (q4 != 0) storeI16x32(dst, evensOdds(lo), evensOdds(hi))
+        else storeI16x32(dst, lo, hi)
         if (q4 != 0 && G == 1) {
-          const s = i32x4.add(i32x4.extadd_pairwise_i16x8_s(i16x8.extadd_pairwise_i8x16_s(lo)),
-            i32x4.extadd_pairwise_i16x8_s(i16x8.extadd_pairwise_i8x16_s(hi)))
-          const sum = i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 1) + i32x4.extract_lane(s, 2) + i32x4.extract_lane(s, 3)
-          v128.store(xb + ((<usize>tj * nb + b) << 4), i32x4.replace_lane(i32x4.splat(0), 0, -8 * sum))
+          v128.store(xb + ((<usize>tj * nb + b) << 4), i32x4.replace_lane(i32x4.splat(0), 0, -8 * sumI8x32(lo, hi)))
         }
       }
     }
@@ -447,12 +470,7 @@ export function widen_q8_0 (xq: usize, xd: usize, xw: usize, xs: usize, xb: usiz
         let s: v128
         if (q4) {
           const v = v128.load(wp, 2)
-          const m = i16x8.splat(15)
-          const p0 = i32x4.dot_i16x8_s(v128.and(v, m), v128.load(xp))
-          const p1 = i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(v, 8), m), v128.load(xp, 16))
-          const p2 = i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(v, 4), m), v128.load(xp, 32))
-          const p3 = i32x4.dot_i16x8_s(i16x8.shr_u(v, 12), v128.load(xp, 48))
-          s = i32x4.add(i32x4.add(i32x4.add(p0, p1), i32x4.add(p2, p3)), v128.load(bp))
+          s = i32x4.add(i32x4.add(dotLowNibbles(v, xp), dotHighNibbles(v, xp + 32)), v128.load(bp))
         } else {
           // the high half of each 16 bytes via a 64-bit lane swap, which V8 lowers more cheaply than extend_high
           const v0 = v128.load(wp, 2)
@@ -497,18 +515,10 @@ export function matmul_q4_0 (w: usize, xw: usize, xs: usize, xb: usize, out: usi
  */
 export function widen_q8_K (src: usize, dst: usize, sums: usize, n: i32): void {
   for (let i = 0; i < n; i += 32) {
-    let lo = v128.load(src + i)
-    let hi = v128.load(src + i, 16)
-    const s = i16x8.add(i16x8.extadd_pairwise_i8x16_s(lo), i16x8.extadd_pairwise_i8x16_s(hi))
-    const s32 = i32x4.extadd_pairwise_i16x8_s(s)
-    store<i16>(sums + (<usize>i >> 4), <i16>(i32x4.extract_lane(s32, 0) + i32x4.extract_lane(s32, 1) + i32x4.extract_lane(s32, 2) + i32x4.extract_lane(s32, 3)))
-    lo = i8x16.shuffle(lo, lo, 0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15)
-    hi = i8x16.shuffle(hi, hi, 0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15)
-    const d = dst + (<usize>i << 1)
-    v128.store(d, i16x8.extend_low_i8x16_s(lo))
-    v128.store(d, i16x8.extend_high_i8x16_s(lo), 16)
-    v128.store(d, i16x8.extend_low_i8x16_s(hi), 32)
-    v128.store(d, i16x8.extend_high_i8x16_s(hi), 48)
+    const lo = v128.load(src + i)
+    const hi = v128.load(src + i, 16)
+    store<i16>(sums + (<usize>i >> 4), <i16>sumI8x32(lo, hi))
+    storeI16x32(dst + (<usize>i << 1), evensOdds(lo), evensOdds(hi))
   }
 }
 
@@ -518,15 +528,10 @@ export function widen_q8_K (src: usize, dst: usize, sums: usize, n: i32): void {
  * i32x4.mul
  */
 @inline function dotQ4KPair (q: usize, x: usize, sa: v128, sb: v128, acc: v128): v128 {
-  const m = i16x8.splat(15)
   const q0 = v128.load(q)
   const q1 = v128.load(q, 16)
-  const a = i32x4.add(
-    i32x4.add(i32x4.dot_i16x8_s(v128.and(q0, m), v128.load(x)), i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(q0, 8), m), v128.load(x, 16))),
-    i32x4.add(i32x4.dot_i16x8_s(v128.and(q1, m), v128.load(x, 32)), i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(q1, 8), m), v128.load(x, 48))))
-  const b = i32x4.add(
-    i32x4.add(i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(q0, 4), m), v128.load(x, 64)), i32x4.dot_i16x8_s(i16x8.shr_u(q0, 12), v128.load(x, 80))),
-    i32x4.add(i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(q1, 4), m), v128.load(x, 96)), i32x4.dot_i16x8_s(i16x8.shr_u(q1, 12), v128.load(x, 112))))
+  const a = i32x4.add(dotLowNibbles(q0, x), dotLowNibbles(q1, x + 32))
+  const b = i32x4.add(dotHighNibbles(q0, x + 64), dotHighNibbles(q1, x + 96))
   return fmadd(f32x4.convert_i32x4_s(a), sa, fmadd(f32x4.convert_i32x4_s(b), sb, acc))
 }
 
