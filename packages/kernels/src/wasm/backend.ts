@@ -100,7 +100,6 @@ class WasmBackendImpl implements WasmBackend {
   private f32: Float32Array
   private f64: Float64Array
   private i16: Int16Array
-  private i32: Int32Array
   private u8: Uint8Array
   /** f16 -> f32 table the q8_0/q4_0 kernels read block scales through (256 KiB) */
   private readonly f16Table: number
@@ -115,7 +114,6 @@ class WasmBackendImpl implements WasmBackend {
     this.f32 = new Float32Array(buffer)
     this.f64 = new Float64Array(buffer)
     this.i16 = new Int16Array(buffer)
-    this.i32 = new Int32Array(buffer)
     this.u8 = new Uint8Array(buffer)
     this.f16Table = this.alloc(F16_TO_F32.byteLength)
     this.f32.set(F16_TO_F32, this.f16Table >> 2)
@@ -152,7 +150,6 @@ class WasmBackendImpl implements WasmBackend {
     this.f32 = new Float32Array(buffer)
     this.f64 = new Float64Array(buffer)
     this.i16 = new Int16Array(buffer)
-    this.i32 = new Int32Array(buffer)
     this.u8 = new Uint8Array(buffer)
   }
 
@@ -193,8 +190,8 @@ class WasmBackendImpl implements WasmBackend {
     const wPtr = this.weightPtr(w)
     const xBytes = align(T * cols * 4)
     const outBytes = align(T * rows * 4)
-    // the quantized activation: int8 quants, the same widened to int16, f32 scales, int32 sums (q8_K: [T, cols/16];
-    // q4_0: an i32x4 bias per block, [T, cols/32] x 4), and the scales as widen_q8_0 lays them out
+    // the quantized activation: int8 quants, the same widened to int16, f32 scales, the scales as widen_q8_0 lays them
+    // out, and per-block sums (q4_0: an i32x4 bias per 32; q4_K: an int16 sum per 32)
     const nb = cols / 32
     const qBytes = w.dtype === 'f32' || w.dtype === 'f16' ? 0 : align(T * cols) + align(T * cols * 2) + 2 * align(T * nb * 4) + align(T * nb * 16)
     const base = this.scratch(xBytes + outBytes + qBytes)
