@@ -72,8 +72,6 @@ export class SpanSession {
   /**
    * Runs hidden states [T, dim] at `position` through the span; `startFrom` rewinds the server's cache first
    * (replays). Any failure is a SpanFailedError naming this peer; the session is unusable afterwards.
-   */
-  /**
    * `next` / `prev`: the servers of the neighbouring spans, for server-to-server push (see StepMessage): this server
    * pushes the output of a small step to `next`, and accepts its next step from `prev`.
    */
