@@ -2,9 +2,10 @@
  * Server-to-server push (PUSH_PROTOCOL) against a live node, driven by a real libp2p peer in this process that plays
  * both the client and the previous span's server. A node must run a pushed step only when it comes from the peer the
  * client named as `prev` and fits the cache exactly; it answers it on the client's stream as the next step id and
- * drops the client's copy of it; everything else pushed is ignored, and a malformed push frame costs the sender
- * its push stream, never the node. Results are compared with a control session that gets the same inputs from the
- * client alone.
+ * drops the client's copy of it; a client step sent without its input (pushedTokens) runs the push it names, whether
+ * that came before, comes after or was held, and gets push-missing when none comes; everything else pushed is
+ * ignored, and a malformed push frame costs the sender its push stream, never the node. Results are compared with a
+ * control session that gets the same inputs from the client alone.
  */
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -14,7 +15,7 @@ import { PRESETS } from '@swarm/kernels'
 import { Swarm } from '@swarm/client'
 import {
   createSwarmHost, decodeTensor, encodeClientMessage, encodePushMessage, encodeTensor, INFERENCE_PROTOCOL,
-  newSessionId, packValue, parseNodeMessage, PUSH_PROTOCOL, type NodeMessage, type SwarmHost
+  newSessionId, packValue, parseNodeMessage, PUSH_PROTOCOL, PUSH_WAIT_MS, type NodeMessage, type SwarmHost
 } from '@swarm/protocol'
 import { ensureBuilt } from './harness/processes.js'
 import { setup, type SwarmHarness } from './harness/swarm.js'
@@ -59,18 +60,24 @@ function hidden (seed: number): Float32Array {
 }
 
 /** a client session over the blocks [2, L) of the node under test */
-async function openSession (): Promise<{ lp: Lp, sessionId: string, next: () => Promise<NodeMessage> }> {
+async function openSession (): Promise<{ lp: Lp, sessionId: string, next: () => Promise<NodeMessage>, opened: NodeMessage }> {
   const stream = await host.dialProtocol(peerIdFromString(nodePeer), INFERENCE_PROTOCOL, { signal: AbortSignal.timeout(10_000) })
   const lp = lpStream(stream)
   const sessionId = newSessionId()
   await lp.write(encodeClientMessage({ type: 'open', sessionId, modelId: harness.nodes[1].ready.modelId!, blocks: [2, L], maxLength: 16 }))
   const next = async (): Promise<NodeMessage> => parseNodeMessage((await lp.read({ signal: AbortSignal.timeout(10_000) })).subarray())
-  expect(await next()).toMatchObject({ type: 'opened', sessionId })
-  return { lp, sessionId, next }
+  const opened = await next()
+  expect(opened).toMatchObject({ type: 'opened', sessionId })
+  return { lp, sessionId, next, opened }
 }
 
 function step (stepId: number, position: number, x: Float32Array, prev?: string): Uint8Array {
   return encodeClientMessage({ type: 'step', stepId, position, hidden: encodeTensor(x, [1, DIM]), ...(prev !== undefined ? { prev } : {}) })
+}
+
+/** a step whose input is the push from `prev` (StepMessage.pushedTokens) */
+function stepWithoutInput (stepId: number, position: number, prev: string): Uint8Array {
+  return encodeClientMessage({ type: 'step', stepId, position, pushedTokens: 1, prev })
 }
 
 function resultOf (message: NodeMessage, stepId: number): Float32Array {
@@ -140,6 +147,61 @@ describe('server-to-server push on a live node', () => {
     await expect(push.read({ signal: AbortSignal.timeout(5_000) })).rejects.toThrow()
   })
 
+  it('runs a step sent without its input from the push it names: pushed before, pushed after, held, or missing', async () => {
+    const inputs = [1, 2, 3, 4, 5].map(hidden)
+    const control = await openSession()
+    const expected: Float32Array[] = []
+    for (const [k, x] of inputs.entries()) {
+      await control.lp.write(step(k, k, x))
+      expected.push(resultOf(await control.next(), k))
+    }
+    await control.lp.write(encodeClientMessage({ type: 'close' }))
+
+    const pushStream = await host.dialProtocol(peerIdFromString(nodePeer), PUSH_PROTOCOL, { signal: AbortSignal.timeout(10_000) })
+    const push = lpStream(pushStream)
+    const session = await openSession()
+    expect(session.opened).toMatchObject({ takesPushedInput: true })
+    const pushAt = async (position: number, x: Float32Array): Promise<void> => {
+      await push.write(encodePushMessage({ type: 'push', sessionId: session.sessionId, position, hidden: encodeTensor(x, [1, DIM]) }))
+    }
+    await session.lp.write(step(0, 0, inputs[0], me))
+    expect(resultOf(await session.next(), 0)).toEqual(expected[0])
+
+    // the push first (run at once, answered as step 1), then the client's step 1 without input: no second answer
+    await pushAt(1, inputs[1])
+    expect(resultOf(await session.next(), 1)).toEqual(expected[1])
+    await session.lp.write(stepWithoutInput(1, 1, me))
+    expect(await arrivesWithin(session.lp, 300)).toBe(false)
+
+    // the step without input first: it waits for its push, which is then answered as that step
+    await session.lp.write(stepWithoutInput(2, 2, me))
+    expect(await arrivesWithin(session.lp, 300)).toBe(false)
+    await pushAt(2, inputs[2])
+    expect(resultOf(await session.next(), 2)).toEqual(expected[2])
+
+    // no push at all: push-missing after PUSH_WAIT_MS, the cache unchanged, and the same step with its input runs.
+    // That step names a stranger as prev, so our next push is only held, not run
+    const started = Date.now()
+    await session.lp.write(stepWithoutInput(3, 3, me))
+    expect(await session.next()).toMatchObject({ type: 'error', code: 'push-missing', stepId: 3 })
+    expect(Date.now() - started).toBeGreaterThanOrEqual(PUSH_WAIT_MS - 50)
+    const stranger = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
+    await session.lp.write(step(3, 3, inputs[3], stranger))
+    expect(resultOf(await session.next(), 3)).toEqual(expected[3])
+
+    // a push held because its sender was not prev runs when the client's step names that sender
+    await pushAt(4, inputs[4])
+    expect(await arrivesWithin(session.lp, 300)).toBe(false)
+    await session.lp.write(stepWithoutInput(4, 4, me))
+    expect(resultOf(await session.next(), 4)).toEqual(expected[4])
+
+    // a step without input that does not follow the cache is out of order, as any step
+    await session.lp.write(stepWithoutInput(5, 9, me))
+    expect(await session.next()).toMatchObject({ type: 'error', code: 'out-of-order', stepId: 5 })
+    await session.lp.write(encodeClientMessage({ type: 'close' }))
+    await push.unwrap().close()
+  })
+
   it('a client through two nodes with push on and off generates the local text, and the second node runs pushed steps', async () => {
     const local = await localGreedy(modelPath, PROMPT, GEN_TOKENS, 64)
     const logged = harness.nodes.map(n => n.stderr().length)
@@ -159,19 +221,22 @@ describe('server-to-server push on a live node', () => {
       await client.close()
     }
     // every session logs how many of its steps came by push when it closes: one line per generation
-    const pushedCounts = async (index: number): Promise<number[]> => {
+    const pushedCounts = async (index: number): Promise<number[][]> => {
       for (let i = 0; i < 50; i++) {
         const text = harness.nodes[index].stderr().slice(logged[index])
-        const counts = [...text.matchAll(/closed after \d+ tokens \((\d+) steps pushed\)/g)].map(m => Number(m[1]))
+        const counts = [...text.matchAll(/closed after \d+ tokens \((\d+) steps pushed, (\d+) client steps without input\)/g)]
+          .map(m => [Number(m[1]), Number(m[2])])
         if (counts.length >= 2) return counts
         await new Promise(resolve => setTimeout(resolve, 100))
       }
       throw new Error(`node ${index} did not log its sessions:\n${harness.nodes[index].stderr()}`)
     }
     const [withPush, withoutPush] = await pushedCounts(1)
-    expect(withPush).toBeGreaterThan(0)
-    expect(withoutPush).toBe(0)
+    // with push on, the decode steps came by push and the client sent them without their input
+    expect(withPush[0]).toBeGreaterThan(0)
+    expect(withPush[1]).toBeGreaterThan(0)
+    expect(withoutPush).toEqual([0, 0])
     // the first span has no server before it
-    expect(await pushedCounts(0)).toEqual([0, 0])
+    expect(await pushedCounts(0)).toEqual([[0, 0], [0, 0]])
   })
 })

@@ -53,8 +53,9 @@ export interface InferenceSessionOptions {
   signal?: AbortSignal
   /**
    * Server-to-server push (default true): each server sends the output of a decode step straight to the next
-   * span's server, which starts on it while the client forwards its own copy (the copy that arrives second is
-   * dropped). Outputs stay exactly the same; the client still receives every span's output (for failover).
+   * span's server, which starts on it at once; the client then sends that server the step without its input (or
+   * with it, when the push was not sent or is missing). Outputs stay exactly the same; the client still receives
+   * every span's output (for failover).
    */
   serverToServer?: boolean
   onReroute?: (event: RerouteEvent) => void
@@ -110,21 +111,26 @@ export class InferenceSession {
     const position = this.length
     const push = this.options.serverToServer !== false
     let x = hidden
+    // the server of the previous span pushed x to this span's server (it was named as `next` and said so)
+    let pushedInput = false
     for (let i = 0; i < this.spans.length;) {
       const span = this.spans[i]
       this.remember(span.start, position, x)
       try {
-        x = await span.step(x, T, this.dim, position, {
+        const out = await span.step(x, T, this.dim, position, {
           signal,
           deadlineMs: this.deadline(T),
-          ...(push ? { next: this.spans[i + 1]?.peerId, prev: this.spans[i - 1]?.peerId } : {})
+          ...(push ? { next: this.spans[i + 1]?.peerId, prev: this.spans[i - 1]?.peerId, pushedInput } : {})
         })
+        x = out.hidden
+        pushedInput = out.pushed
         i++
       } catch (err) {
         signal?.throwIfAborted()
         if (!(err instanceof SpanFailedError)) throw err
         await this.reroute(i, err, position, signal)
-        // retry span i (now the first replacement) with the same input
+        // retry span i (now the first replacement, which nobody pushed to) with the same input
+        pushedInput = false
       }
     }
     this.length = position + T
@@ -171,7 +177,7 @@ export class InferenceSession {
       if (k > 0) this.history.set(span.start, [input])
       if (position > 0) {
         try {
-          input = await span.step(input, position, this.dim, 0, { startFrom: 0, signal, deadlineMs: this.deadline(position) })
+          input = (await span.step(input, position, this.dim, 0, { startFrom: 0, signal, deadlineMs: this.deadline(position) })).hidden
         } catch (err) {
           await Promise.all(replacement.map(async s => { await s.close() }))
           signal?.throwIfAborted()

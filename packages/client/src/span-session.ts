@@ -4,7 +4,7 @@ import type { Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import {
   decodeTensor, encodeClientMessage, encodeTensor, errorFromWire, INFERENCE_PROTOCOL, MAX_FRAME_BYTES,
-  parseNodeMessage, type SwarmHost, type WireDtype
+  parseNodeMessage, PushMissingError, type SwarmHost, type WireDtype
 } from '@swarm/protocol'
 import { SpanFailedError } from './errors.js'
 
@@ -32,6 +32,8 @@ export class SpanSession {
   private readonly wireDtype: WireDtype
   private stepId = 0
   private closed = false
+  /** the server takes steps whose input is a push (its `opened` said so) */
+  private takesPushedInput = false
 
   private constructor (peerId: string, options: SpanSessionOptions, stream: Stream) {
     this.peerId = peerId
@@ -61,6 +63,7 @@ export class SpanSession {
       const reply = parseNodeMessage((await session.lp.read({ signal })).subarray())
       if (reply.type === 'error') throw errorFromWire(reply)
       if (reply.type !== 'opened' || reply.sessionId !== options.sessionId) throw new Error(`unexpected ${reply.type} answer to open`)
+      session.takesPushedInput = reply.takesPushedInput === true
     } catch (err) {
       session.abort(err)
       options.signal?.throwIfAborted()
@@ -73,25 +76,31 @@ export class SpanSession {
    * Runs hidden states [T, dim] at `position` through the span; `startFrom` rewinds the server's cache first
    * (replays). Any failure is a SpanFailedError naming this peer; the session is unusable afterwards.
    * `next` / `prev`: the servers of the neighbouring spans, for server-to-server push (see StepMessage): this server
-   * pushes the output of a small step to `next`, and accepts its next step from `prev`.
+   * pushes the output of a small step to `next`, and accepts its next step from `prev`. `pushedInput`: `prev` said it
+   * pushed `hidden` here, so the step goes without it (the server runs the push), and with it if the push is missing.
+   * `pushed` in the answer: this server pushed its output to `next`.
    */
-  async step (hidden: Float32Array, T: number, dim: number, position: number, options: { startFrom?: number, next?: string, prev?: string, signal?: AbortSignal, deadlineMs: number }): Promise<Float32Array> {
+  async step (hidden: Float32Array, T: number, dim: number, position: number, options: { startFrom?: number, next?: string, prev?: string, pushedInput?: boolean, signal?: AbortSignal, deadlineMs: number }): Promise<{ hidden: Float32Array, pushed: boolean }> {
     if (this.closed) throw new SpanFailedError(`session on ${this.peerId} is closed`, this.peerId)
     const stepId = this.stepId++
     const deadline = AbortSignal.timeout(options.deadlineMs)
     const signal = AbortSignal.any([deadline, ...(options.signal !== undefined ? [options.signal] : [])])
+    // absent options stay off the wire: the encoder validates into a fresh message of the fields that are set
+    const message = { type: 'step' as const, stepId, position, startFrom: options.startFrom, next: options.next, prev: options.prev }
+    const light = options.pushedInput === true && this.takesPushedInput && options.prev !== undefined && options.startFrom === undefined
     try {
-      await this.lp.write(encodeClientMessage({
-        // absent options stay off the wire: the encoder validates into a fresh message of the fields that are set
-        type: 'step', stepId, position, hidden: encodeTensor(hidden, [T, dim], this.wireDtype),
-        startFrom: options.startFrom, next: options.next, prev: options.prev
-      }), { signal })
-      const reply = parseNodeMessage((await this.lp.read({ signal })).subarray())
+      await this.lp.write(encodeClientMessage(light ? { ...message, pushedTokens: T } : { ...message, hidden: encodeTensor(hidden, [T, dim], this.wireDtype) }), { signal })
+      let reply = parseNodeMessage((await this.lp.read({ signal })).subarray())
+      if (light && reply.type === 'error' && reply.code === PushMissingError.code && reply.stepId === stepId) {
+        // the push did not come: the same step with its input
+        await this.lp.write(encodeClientMessage({ ...message, hidden: encodeTensor(hidden, [T, dim], this.wireDtype) }), { signal })
+        reply = parseNodeMessage((await this.lp.read({ signal })).subarray())
+      }
       if (reply.type === 'error') throw errorFromWire(reply)
       if (reply.type !== 'result' || reply.stepId !== stepId) throw new Error(`unexpected ${reply.type} answer to step ${stepId}`)
       const out = decodeTensor(reply.hidden)
       if (out.data.length !== T * dim) throw new Error(`result of ${out.data.length} values for a step of ${T} x ${dim}`)
-      return out.data
+      return { hidden: out.data, pushed: reply.pushed === true }
     } catch (err) {
       this.abort(err)
       options.signal?.throwIfAborted()

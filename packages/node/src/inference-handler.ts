@@ -7,8 +7,8 @@ import { lpStream } from '@libp2p/utils'
 import {
   BlocksNotServedError, decodeTensor, encodeNodeMessage, encodePushMessage, encodeTensor, errorMessage, FrameTooLargeError,
   InvalidTensorError, MalformedMessageError, MAX_FRAME_BYTES, MAX_PUSH_TOKENS, OutOfOrderError, parseClientMessage,
-  TimeoutError, TooLongError, WrongModelError, type OpenMessage, type PushMessage, type StepMessage, type WireDtype,
-  type WireTensor
+  PUSH_WAIT_MS, PushMissingError, TimeoutError, TooLongError, WrongModelError, type OpenMessage, type PushMessage,
+  type StepMessage, type WireDtype, type WireTensor
 } from '@swarm/protocol'
 import { ComputeError, type Compute } from './compute.js'
 import type { Pusher } from './pusher.js'
@@ -95,7 +95,13 @@ export async function handleInferenceStream (ctx: InferenceContext, stream: Stre
   let next: string | undefined
   /** a step run from a push whose copy from the client has not come yet */
   let pushed: { stepId: number, position: number, T: number } | undefined
+  /** the latest push not run when it came (its sender was not yet the session's prev): a client step may name it */
+  let inbox: { message: PushMessage, from: string } | undefined
+  /** a client step whose input is a push that has not come yet (StepMessage.pushedTokens) */
+  let awaiting: { stepId: number, position: number, T: number, from: string, timer: ReturnType<typeof setTimeout> } | undefined
   let pushedSteps = 0
+  /** client steps that came without their input (it was pushed) */
+  let stepsWithoutInput = 0
   // steps from the client and from pushes run one at a time, in arrival order
   let busy: Promise<void> = Promise.resolve()
   const exclusive = async (fn: () => Promise<void>): Promise<void> => {
@@ -121,33 +127,77 @@ export async function handleInferenceStream (ctx: InferenceContext, stream: Stre
     length = start + T
     lastStepId = stepId
     const out = encodeTensor(reply.hidden!, shape, open.dtype ?? hidden.dtype)
-    // the push goes first: the next server's compute is what the client waits for
+    let pushedOut = false
     if (next !== undefined && ctx.pusher !== undefined && startFrom === undefined && T <= MAX_PUSH_TOKENS) {
-      ctx.pusher.push(next, encodePushMessage({ type: 'push', sessionId: id, position: start, hidden: out }))
+      pushedOut = ctx.pusher.push(next, encodePushMessage({ type: 'push', sessionId: id, position: start, hidden: out }))
+      // the next server's compute is what the client waits for: the push leaves (its socket is uncorked at the end
+      // of this tick) before the result is encoded and sent
+      if (pushedOut) await new Promise(resolve => setImmediate(resolve))
     }
-    await send(lp, { type: 'result', stepId, hidden: out })
+    await send(lp, pushedOut ? { type: 'result', stepId, hidden: out, pushed: true } : { type: 'result', stepId, hidden: out })
+  }
+
+  /** runs a step from a push and answers it as `stepId`; true when it ran (or its compute failed, which is its answer) */
+  const runPushed = async (stepId: number, message: PushMessage): Promise<boolean> => {
+    try {
+      await run(stepId, message.hidden, message.position, undefined)
+      pushedSteps++
+      return true
+    } catch (err) {
+      // a push that does not fit the session is not run (the client's copy gets the typed error, or push-missing);
+      // a failure to compute is this step's answer
+      if (!(err instanceof ComputeError)) return false
+      lastStepId = stepId
+      await send(lp, errorMessage(err, stepId))
+      return true
+    }
   }
 
   const onPush = (message: PushMessage, from: string): void => {
     exclusive(async () => {
-      // only the peer the client named, only the very next step, only one ahead of the client
-      if (from !== prev || pushed !== undefined || message.position !== length) return
       const T = tokensOf(message.hidden.shape)
       if (T > MAX_PUSH_TOKENS) return
-      const stepId = lastStepId + 1
-      try {
-        await run(stepId, message.hidden, message.position, undefined)
-        pushed = { stepId, position: message.position, T }
-        pushedSteps++
-      } catch (err) {
-        // a push that does not fit the session is dropped (the client's copy gets the typed error); a failure to
-        // compute is this step's answer
-        if (!(err instanceof ComputeError)) return
-        lastStepId = stepId
-        pushed = { stepId, position: message.position, T }
-        await send(lp, errorMessage(err, stepId))
+      if (awaiting !== undefined && from === awaiting.from && message.position === awaiting.position && T === awaiting.T) {
+        // the push a client step is waiting for
+        const { stepId, timer } = awaiting
+        clearTimeout(timer)
+        awaiting = undefined
+        if (!await runPushed(stepId, message)) {
+          await send(lp, errorMessage(new PushMissingError(`the push for step ${stepId} did not fit the session`), stepId))
+        }
+        return
       }
+      // ahead of the client: only from the peer the client named, only the very next step, only one step ahead
+      if (awaiting === undefined && from === prev && pushed === undefined && message.position === length) {
+        const stepId = lastStepId + 1
+        if (await runPushed(stepId, message)) {
+          pushed = { stepId, position: message.position, T }
+          return
+        }
+      }
+      inbox = { message, from }
     }).catch(err => { ctx.log(`session ${id.slice(0, 8)}: pushed step failed: ${(err as Error).message}`) })
+  }
+
+  /** a client step whose input is the push of step.prev: runs the push it names, or waits PUSH_WAIT_MS for it */
+  const takePushed = async (step: StepMessage, T: number): Promise<void> => {
+    if (step.stepId <= lastStepId) throw new OutOfOrderError(`step ${step.stepId} after step ${lastStepId}`)
+    if (step.position !== length) throw new OutOfOrderError(`step at position ${step.position}, but the cache holds ${length} tokens`)
+    const held = inbox
+    inbox = undefined
+    if (held !== undefined && held.from === step.prev && held.message.position === step.position && tokensOf(held.message.hidden.shape) === T) {
+      if (await runPushed(step.stepId, held.message)) return
+      throw new PushMissingError(`the push for step ${step.stepId} did not fit the session`)
+    }
+    const stepId = step.stepId
+    const timer = setTimeout(() => {
+      exclusive(async () => {
+        if (awaiting?.stepId !== stepId) return
+        awaiting = undefined
+        await send(lp, errorMessage(new PushMissingError(`no push from ${step.prev!.slice(-8)} for step ${stepId} within ${PUSH_WAIT_MS} ms`), stepId))
+      }).catch(() => {})
+    }, PUSH_WAIT_MS)
+    awaiting = { stepId, position: step.position, T, from: step.prev!, timer }
   }
 
   ctx.table.add({
@@ -161,7 +211,7 @@ export async function handleInferenceStream (ctx: InferenceContext, stream: Stre
   ctx.log(`session ${id.slice(0, 8)} opened by ${remote.slice(-8)}: blocks [${blocks[0]}, ${blocks[1]}), maxLength ${open.maxLength}`)
 
   try {
-    await send(lp, { type: 'opened', sessionId: id, cacheTokensLeft: ctx.table.cacheTokensLeft })
+    await send(lp, { type: 'opened', sessionId: id, cacheTokensLeft: ctx.table.cacheTokensLeft, takesPushedInput: true })
     for (;;) {
       let frame
       const timeout = AbortSignal.timeout(ctx.idleTimeoutMs)
@@ -185,21 +235,34 @@ export async function handleInferenceStream (ctx: InferenceContext, stream: Stre
       await exclusive(async () => {
         prev = step.prev
         next = step.next
+        const T = step.pushedTokens ?? tokensOf(step.hidden!.shape)
         if (pushed !== undefined && step.stepId === pushed.stepId) {
           // the client's copy of a step already run from a push: it was answered then
-          const same = step.position === pushed.position && tokensOf(step.hidden.shape) === pushed.T && step.startFrom === undefined
+          const same = step.position === pushed.position && T === pushed.T && step.startFrom === undefined
           pushed = undefined
+          if (step.pushedTokens !== undefined) stepsWithoutInput++
           if (same) return
           lastStepId = Math.max(lastStepId, step.stepId)
           await send(lp, errorMessage(new OutOfOrderError(`step ${step.stepId} differs from the step pushed to this session as ${step.stepId}`), step.stepId))
           return
         }
         pushed = undefined
+        if (awaiting !== undefined) {
+          // a client step while one waits for its push: the client gave up on it
+          clearTimeout(awaiting.timer)
+          awaiting = undefined
+        }
         try {
+          if (step.pushedTokens !== undefined) {
+            stepsWithoutInput++
+            await takePushed(step, T)
+            return
+          }
           if (step.stepId <= lastStepId) throw new OutOfOrderError(`step ${step.stepId} after step ${lastStepId}`)
-          await run(step.stepId, step.hidden, step.position, step.startFrom)
+          await run(step.stepId, step.hidden!, step.position, step.startFrom)
         } catch (err) {
-          lastStepId = Math.max(lastStepId, step.stepId)
+          // push-missing leaves the step to be sent again with its input
+          if (!(err instanceof PushMissingError)) lastStepId = Math.max(lastStepId, step.stepId)
           await send(lp, errorMessage(err, step.stepId))
         }
       })
@@ -208,11 +271,12 @@ export async function handleInferenceStream (ctx: InferenceContext, stream: Stre
   } catch (err) {
     await fail(lp, stream, err)
   } finally {
+    if (awaiting !== undefined) clearTimeout(awaiting.timer)
     ctx.table.remove(id)
     await busy
     await ctx.compute.call({ op: 'close', session: id }).catch(() => {})
     ctx.onChange()
-    ctx.log(`session ${id.slice(0, 8)} closed after ${length} tokens (${pushedSteps} steps pushed)${closedBy !== undefined ? ` (${closedBy})` : ''}`)
+    ctx.log(`session ${id.slice(0, 8)} closed after ${length} tokens (${pushedSteps} steps pushed, ${stepsWithoutInput} client steps without input)${closedBy !== undefined ? ` (${closedBy})` : ''}`)
   }
 }
 

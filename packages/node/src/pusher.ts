@@ -1,7 +1,7 @@
 /**
  * Outbound server-to-server pushes (PUSH_PROTOCOL): one stream per next-span server, opened on first use and shared
- * by every session that pushes there. A push is best-effort and never delays or fails the step that made it: the
- * client forwards every output itself too, so a push that is late, refused or lost only costs its head start.
+ * by every session that pushes there. A push is best-effort and never fails the step that made it: the client gets
+ * every output too, and sends the next server its copy when a push was not sent or did not arrive.
  */
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Stream } from '@libp2p/interface'
@@ -20,6 +20,8 @@ const WRITE_TIMEOUT_MS = 5_000
 
 export class Pusher {
   private readonly streams = new Map<string, Promise<PushStream>>()
+  /** the streams of `streams` that are open, for writes without a wait */
+  private readonly open = new Map<string, { lp: Lp, entry: Promise<PushStream> }>()
   private readonly failedUntil = new Map<string, number>()
   private closed = false
 
@@ -28,26 +30,39 @@ export class Pusher {
     private readonly log: (message: string) => void
   ) {}
 
-  /** queues one frame (an encoded PushMessage) to `peerId`; returns at once */
-  push (peerId: string, frame: Uint8Array): void {
-    if (this.closed || peerId === this.host.peerId.toString()) return
+  /**
+   * Sends one frame (an encoded PushMessage) to `peerId`: at once when its stream is open, else once it is. False
+   * when nothing will be sent (a peer that failed recently, too many peers, ourselves). A frame that is sent can
+   * still be lost with its stream: the receiver answers the client's step push-missing after PUSH_WAIT_MS.
+   */
+  push (peerId: string, frame: Uint8Array): boolean {
+    if (this.closed || peerId === this.host.peerId.toString()) return false
     const until = this.failedUntil.get(peerId)
     if (until !== undefined) {
-      if (until > Date.now()) return
+      if (until > Date.now()) return false
       this.failedUntil.delete(peerId)
     }
-    const entry = this.streams.get(peerId) ?? this.open(peerId)
-    if (entry === undefined) return
-    // writes to one peer keep their order: each waits on the same stream promise, in the order they were queued
+    const open = this.open.get(peerId)
+    if (open !== undefined) {
+      // the write's synchronous part (muxer frame, encryption, socket write) runs now, ahead of the step's result.
+      // Pushes of one session are a compute step apart, so they cannot overtake the writes queued below.
+      open.lp.write(frame, { signal: AbortSignal.timeout(WRITE_TIMEOUT_MS) }).catch(err => { this.fail(peerId, open.entry, err) })
+      return true
+    }
+    const entry = this.streams.get(peerId) ?? this.dial(peerId)
+    if (entry === undefined) return false
+    // writes to a stream being opened wait on its promise, in the order they were queued
     entry
       .then(async ({ lp }) => { await lp.write(frame, { signal: AbortSignal.timeout(WRITE_TIMEOUT_MS) }) })
       .catch(err => { this.fail(peerId, entry, err) })
+    return true
   }
 
   async close (): Promise<void> {
     this.closed = true
     const entries = [...this.streams.values()]
     this.streams.clear()
+    this.open.clear()
     await Promise.all(entries.map(async entry => {
       const opened = await entry.catch(() => undefined)
       if (opened === undefined) return
@@ -56,21 +71,33 @@ export class Pusher {
   }
 
   /** dials a push stream to `peerId` and keeps it for the next pushes; undefined when MAX_PUSH_PEERS are open */
-  private open (peerId: string): Promise<PushStream> | undefined {
+  private dial (peerId: string): Promise<PushStream> | undefined {
     if (this.streams.size >= MAX_PUSH_PEERS) return undefined
     const entry = (async () => {
       const stream = await this.host.dialProtocol(peerIdFromString(peerId), PUSH_PROTOCOL, { signal: AbortSignal.timeout(DIAL_TIMEOUT_MS) })
-      // the receiver never writes; once it closes or resets the stream, the next push opens a new one
-      stream.addEventListener('close', () => { if (this.streams.get(peerId) === entry) this.streams.delete(peerId) })
       return { stream, lp: lpStream(stream) }
     })()
     this.streams.set(peerId, entry)
+    // runs before the writes queued on `entry`
+    entry.then(({ stream, lp }) => {
+      if (this.streams.get(peerId) !== entry) return
+      // the receiver never writes; once it closes or resets the stream, the next push opens a new one
+      stream.addEventListener('close', () => { this.forget(peerId, entry) })
+      if (stream.status === 'open') this.open.set(peerId, { lp, entry })
+      else this.forget(peerId, entry)
+    }, () => {})
     return entry
+  }
+
+  private forget (peerId: string, entry: Promise<PushStream>): void {
+    if (this.streams.get(peerId) !== entry) return
+    this.streams.delete(peerId)
+    this.open.delete(peerId)
   }
 
   private fail (peerId: string, entry: Promise<PushStream>, err: unknown): void {
     if (this.streams.get(peerId) !== entry) return
-    this.streams.delete(peerId)
+    this.forget(peerId, entry)
     if (this.failedUntil.size > 4 * MAX_PUSH_PEERS) this.failedUntil.clear()
     this.failedUntil.set(peerId, Date.now() + RETRY_AFTER_MS)
     entry.then(({ stream }) => { stream.abort(err instanceof Error ? err : new Error(String(err))) }, () => {})

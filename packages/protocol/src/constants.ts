@@ -13,6 +13,13 @@ export const PUSH_PROTOCOL = '/swarm/push/1.0.0'
 /** Steps of at most this many tokens (decode steps) are pushed; longer ones (prefill, replay) go through the client. */
 export const MAX_PUSH_TOKENS = 16
 
+/**
+ * How long a node holds a step whose input is to come as a push (StepMessage.pushedTokens) before it answers
+ * push-missing, ms. The push left the previous server before that server's result reached the client, so it is
+ * normally already there; this bounds the stall when it was lost.
+ */
+export const PUSH_WAIT_MS = 1000
+
 /** Request/response: node info, ping (RTT) and ping with payload (throughput). */
 export const INFO_PROTOCOL = '/swarm/info/1.0.0'
 

@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'wrong-model'
   | 'blocks-not-served'
   | 'timeout'
+  | 'push-missing'
   | 'invalid-record'
   | 'invalid-signature'
   | 'record-expired'
@@ -111,6 +112,16 @@ export class TimeoutError extends SwarmError {
   override name = 'TimeoutError'
 }
 
+/**
+ * A step whose input was to come as a push (StepMessage.pushedTokens) waited PUSH_WAIT_MS and the push did not come:
+ * the client sends the step again with its hidden states. The session is unchanged.
+ */
+export class PushMissingError extends SwarmError {
+  static readonly code = 'push-missing'
+  readonly code = 'push-missing'
+  override name = 'PushMissingError'
+}
+
 /** A DHT record is malformed, or its key does not match its content. */
 export class InvalidRecordError extends SwarmError {
   static readonly code = 'invalid-record'
@@ -144,7 +155,7 @@ type SwarmErrorClass = (new (message: string, options?: ErrorOptions) => SwarmEr
 const ERROR_CLASSES: readonly SwarmErrorClass[] = [
   MalformedMessageError, FrameTooLargeError, UnsupportedVersionError, UnknownSessionError, SessionExistsError,
   BusyError, TooLongError, OutOfOrderError, InvalidTensorError, WrongModelError, BlocksNotServedError, TimeoutError,
-  InvalidRecordError, InvalidSignatureError, RecordExpiredError, InternalError
+  PushMissingError, InvalidRecordError, InvalidSignatureError, RecordExpiredError, InternalError
 ]
 
 const CLASS_BY_CODE = new Map<string, SwarmErrorClass>(ERROR_CLASSES.map(c => [c.code, c]))

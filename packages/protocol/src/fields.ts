@@ -35,6 +35,11 @@ export function expectInt (value: unknown, path: string, min: number, max: numbe
   return value
 }
 
+export function expectBoolean (value: unknown, path: string): boolean {
+  if (typeof value !== 'boolean') throw new MalformedMessageError(`${path} must be a boolean, got ${describe(value)}`)
+  return value
+}
+
 export function expectNumber (value: unknown, path: string, min: number, max: number): number {
   if (typeof value !== 'number' || !Number.isFinite(value)) {
     throw new MalformedMessageError(`${path} must be a finite number, got ${describe(value)}`)

@@ -5,6 +5,7 @@ import {
   type ClientMessage, encodeClientMessage, encodeNodeMessage, encodePushMessage, errorMessage, type NodeMessage,
   parseClientMessage, parseNodeMessage, parsePushMessage, type PushMessage
 } from './messages.js'
+import { MAX_PUSH_TOKENS } from './constants.js'
 import { packValue } from './msgpack.js'
 import { decodeTensor, encodeTensor } from './tensor.js'
 
@@ -36,6 +37,13 @@ describe('client messages', () => {
     expect(parseClientMessage(encodeClientMessage(neighbours))).toMatchObject({ next: PEER_A, prev: PEER_B })
     const batched = { ...step, hidden: encodeTensor(new Float32Array(24), [2, 3, 4]) }
     expect(parseClientMessage(encodeClientMessage(batched))).toMatchObject({ type: 'step' })
+  })
+
+  it('round-trips a step whose input is a push (pushedTokens instead of hidden)', () => {
+    const light: ClientMessage = { type: 'step', stepId: 5, position: 18, pushedTokens: 1, prev: PEER_A, next: PEER_B }
+    expect(parseClientMessage(encodeClientMessage(light))).toEqual(light)
+    // a step without its tensor is a few dozen bytes, whatever the hidden size
+    expect(encodeClientMessage(light).length).toBeLessThan(200)
   })
 
   it('tolerates and drops unknown fields; treats null optional fields as absent', () => {
@@ -71,6 +79,13 @@ describe('client messages', () => {
     ['negative stepId', { ...step, stepId: -1 }],
     ['stepId bigint-sized', { ...step, stepId: 2n ** 63n }],
     ['position missing', { type: 'step', stepId: 0, hidden }],
+    ['hidden missing', { type: 'step', stepId: 0, position: 0 }],
+    ['both hidden and pushedTokens', { ...step, pushedTokens: 1, prev: PEER_A }],
+    ['pushedTokens without prev', { type: 'step', stepId: 0, position: 0, pushedTokens: 1 }],
+    ['pushedTokens with startFrom', { type: 'step', stepId: 0, position: 3, startFrom: 3, pushedTokens: 1, prev: PEER_A }],
+    ['pushedTokens zero', { type: 'step', stepId: 0, position: 0, pushedTokens: 0, prev: PEER_A }],
+    ['pushedTokens over MAX_PUSH_TOKENS', { type: 'step', stepId: 0, position: 0, pushedTokens: MAX_PUSH_TOKENS + 1, prev: PEER_A }],
+    ['pushedTokens as a string', { type: 'step', stepId: 0, position: 0, pushedTokens: '1', prev: PEER_A }],
     ['startFrom != position', { ...step, startFrom: 3 }],
     ['next not a peer id', { ...step, next: 'not-a-peer' }],
     ['prev as bytes', { ...step, prev: new Uint8Array(34) }],
@@ -83,7 +98,6 @@ describe('client messages', () => {
   }
 
   const badTensors: Array<[string, unknown]> = [
-    ['hidden missing', undefined],
     ['hidden rank 1', encodeTensor(new Float32Array(4), [4])],
     ['hidden rank 4', encodeTensor(new Float32Array(4), [1, 1, 1, 4])],
     ['hidden with T = 0', encodeTensor(new Float32Array(0), [0, 4])],
@@ -127,6 +141,8 @@ describe('node messages', () => {
 
   it('round-trips opened, result and error', () => {
     expect(parseNodeMessage(encodeNodeMessage(opened))).toEqual(opened)
+    expect(parseNodeMessage(encodeNodeMessage({ ...opened, takesPushedInput: true }))).toEqual({ ...opened, takesPushedInput: true })
+    expect(parseNodeMessage(encodeNodeMessage({ ...result, pushed: true }))).toMatchObject({ type: 'result', stepId: 4, pushed: true })
     const back = parseNodeMessage(encodeNodeMessage(result))
     if (back.type !== 'result') throw new Error('unreachable')
     expect(back.stepId).toBe(4)
@@ -150,6 +166,8 @@ describe('node messages', () => {
     ['opened with negative cache', { ...opened, cacheTokensLeft: -1 }],
     ['opened with bad session', { ...opened, sessionId: 'x' }],
     ['result without stepId', { type: 'result', hidden }],
+    ['result with pushed as a number', { ...result, pushed: 1 }],
+    ['opened with takesPushedInput as a string', { ...opened, takesPushedInput: 'yes' }],
     ['error without message', { type: 'error', code: 'busy' }],
     ['error code with spaces', { type: 'error', code: 'no such', message: '' }],
     ['error message too long', { type: 'error', code: 'busy', message: 'x'.repeat(10_000) }],

@@ -1,8 +1,8 @@
-import { MAX_ERROR_MESSAGE_LENGTH, MAX_FRAME_BYTES, MAX_SESSION_LENGTH } from './constants.js'
+import { MAX_ERROR_MESSAGE_LENGTH, MAX_FRAME_BYTES, MAX_PUSH_TOKENS, MAX_SESSION_LENGTH } from './constants.js'
 import { type BlockRange, expectBlockRange, expectModelId, expectSessionId } from './common.js'
 import { errorToWire, InvalidTensorError, MalformedMessageError } from './errors.js'
 import { expectPeerId } from './info.js'
-import { expectInt, expectObject, expectOneOf, expectString, field, type Fields, optional } from './fields.js'
+import { expectBoolean, expectInt, expectObject, expectOneOf, expectString, field, type Fields, optional } from './fields.js'
 import { packValue, unpackValue } from './msgpack.js'
 import { type TensorLimits, validateWireTensor, WIRE_DTYPES, type WireDtype, type WireTensor } from './tensor.js'
 
@@ -31,8 +31,17 @@ export interface StepMessage {
   type: 'step'
   /** Monotonic per session, starting at 0; echoed in the result or error. */
   stepId: number
-  /** Hidden states [T, hidden] or [B, T, hidden], T >= 1. */
-  hidden: WireTensor
+  /**
+   * Hidden states [T, hidden] or [B, T, hidden], T >= 1. Exactly one of `hidden` and `pushedTokens` is set.
+   */
+  hidden?: WireTensor
+  /**
+   * The step's input is the output of the previous span, which `prev` pushed here ([pushedTokens, hidden], at most
+   * MAX_PUSH_TOKENS): the client sends this instead of `hidden` when `prev`'s result said `pushed` and this node's
+   * `opened` said `takesPushedInput`. The node runs the push it holds or waits PUSH_WAIT_MS for it, then answers
+   * push-missing (the client sends the step again with `hidden`). Needs `prev`; not with `startFrom`.
+   */
+  pushedTokens?: number
   /** Absolute position of the first of the T tokens; must equal the session's cache length (after startFrom). */
   position: number
   /**
@@ -66,6 +75,8 @@ export interface OpenedMessage {
   sessionId: string
   /** Cache tokens the node still has free after this reservation. */
   cacheTokensLeft: number
+  /** The node takes steps whose input comes as a push (StepMessage.pushedTokens); absent on nodes that do not. */
+  takesPushedInput?: boolean
 }
 
 /** Output hidden states of one step, same shape as its input. */
@@ -73,6 +84,8 @@ export interface ResultMessage {
   type: 'result'
   stepId: number
   hidden: WireTensor
+  /** The node also pushed this output to the step's `next` (it left before this result). */
+  pushed?: boolean
 }
 
 /** A typed failure; the stream stays usable unless the node closes it. */
@@ -170,18 +183,26 @@ export function validateNodeMessage (value: unknown, limits: TensorLimits = {}):
   const obj = expectObject(value, 'message')
   const type = expectOneOf(field(obj, 'type'), 'message.type', NODE_TYPES)
   switch (type) {
-    case 'opened':
-      return {
+    case 'opened': {
+      const message: OpenedMessage = {
         type,
         sessionId: expectSessionId(field(obj, 'sessionId'), 'opened.sessionId'),
         cacheTokensLeft: expectInt(field(obj, 'cacheTokensLeft'), 'opened.cacheTokensLeft', 0)
       }
-    case 'result':
-      return {
+      const takes = optional(field(obj, 'takesPushedInput'), v => expectBoolean(v, 'opened.takesPushedInput'))
+      if (takes !== undefined) message.takesPushedInput = takes
+      return message
+    }
+    case 'result': {
+      const message: ResultMessage = {
         type,
         stepId: expectInt(field(obj, 'stepId'), 'result.stepId', 0),
         hidden: validateHidden(field(obj, 'hidden'), 'result.hidden', limits)
       }
+      const pushed = optional(field(obj, 'pushed'), v => expectBoolean(v, 'result.pushed'))
+      if (pushed !== undefined) message.pushed = pushed
+      return message
+    }
     case 'error': {
       const message: ErrorMessage = {
         type,
@@ -212,9 +233,15 @@ function validateStep (obj: Fields, limits: TensorLimits): StepMessage {
   const message: StepMessage = {
     type: 'step',
     stepId: expectInt(field(obj, 'stepId'), 'step.stepId', 0),
-    hidden: validateHidden(field(obj, 'hidden'), 'step.hidden', limits),
     position: expectInt(field(obj, 'position'), 'step.position', 0, MAX_SESSION_LENGTH)
   }
+  const hidden = optional(field(obj, 'hidden'), v => validateHidden(v, 'step.hidden', limits))
+  const pushedTokens = optional(field(obj, 'pushedTokens'), v => expectInt(v, 'step.pushedTokens', 1, MAX_PUSH_TOKENS))
+  if ((hidden === undefined) === (pushedTokens === undefined)) {
+    throw new MalformedMessageError('a step carries either hidden or pushedTokens')
+  }
+  if (hidden !== undefined) message.hidden = hidden
+  if (pushedTokens !== undefined) message.pushedTokens = pushedTokens
   const startFrom = optional(field(obj, 'startFrom'), v => expectInt(v, 'step.startFrom', 0, MAX_SESSION_LENGTH))
   if (startFrom !== undefined) {
     if (startFrom !== message.position) {
@@ -226,6 +253,10 @@ function validateStep (obj: Fields, limits: TensorLimits): StepMessage {
   if (next !== undefined) message.next = next
   const prev = optional(field(obj, 'prev'), v => expectPeerId(v, 'step.prev'))
   if (prev !== undefined) message.prev = prev
+  if (pushedTokens !== undefined) {
+    if (prev === undefined) throw new MalformedMessageError('a step with pushedTokens must name prev')
+    if (startFrom !== undefined) throw new MalformedMessageError('a step with pushedTokens cannot have startFrom')
+  }
   return message
 }
 
