@@ -17,7 +17,15 @@ export interface Tensor {
   shape: number[]
   /** exactly `byteLength(dtype, shape)` bytes; may be a view into a larger buffer */
   data: Uint8Array
+  /**
+   * How `data` is laid out when it is not row-major: 'col-tiles' (the wasm backend's copy of f32 and f16 weights with
+   * more than COL_TILE columns): tile c holds columns [c * COL_TILE, (c + 1) * COL_TILE) of every row, row after row.
+   */
+  layout?: 'col-tiles'
 }
+
+/** columns per tile of the 'col-tiles' layout */
+export const COL_TILE = 2048
 
 /** Architectures we run. New ones land CPU-first in `models/`. */
 export type Architecture = 'llama' | 'mistral' | 'qwen2'

@@ -5,7 +5,7 @@
 import { dequantizeRow, rowBytes } from '../quant/index.js'
 import { defaultRegistry } from '../backend.js'
 import type { Ops } from '../backend-types.js'
-import type { ModelConfig, ModelSource } from '../types.js'
+import { COL_TILE, type ModelConfig, type ModelSource } from '../types.js'
 import type { BlockExecutor, DeviceBlock } from './executor.js'
 import { KvCache } from './kv-cache.js'
 import { forwardBlocks, type BlockWeights } from './llama.js'
@@ -190,7 +190,17 @@ export class ModelHead {
       if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
         throw new RangeError(`token id ${id} is out of range [0, ${vocabSize})`)
       }
-      dequantizeRow(table.dtype, table.data, id * bytesPerRow, dim, out, t * dim)
+      if (table.layout === 'col-tiles') {
+        // a tied embedding the wasm backend holds in column tiles: the row is one slice per tile
+        const eb = rowBytes(table.dtype, 1)
+        for (let c = 0, tile = 0; c < dim; c += COL_TILE) {
+          const n = Math.min(COL_TILE, dim - c)
+          dequantizeRow(table.dtype, table.data, tile + id * n * eb, n, out, t * dim + c)
+          tile += vocabSize * n * eb
+        }
+      } else {
+        dequantizeRow(table.dtype, table.data, id * bytesPerRow, dim, out, t * dim)
+      }
     })
     return out
   }

@@ -7,7 +7,7 @@
 import type { Backend, OpDesc, OpName } from '../backend-types.js'
 import { F16_TO_F32, prepareActivation, tensorBytes } from '../quant/index.js'
 import type { PreparedQ8KActivation } from '../quant/index.js'
-import type { DType, RopeStyle, Tensor } from '../types.js'
+import { COL_TILE, type DType, type RopeStyle, type Tensor } from '../types.js'
 import { ThreadPool } from './pool.js'
 import './webassembly-types.js'
 
@@ -26,7 +26,10 @@ export interface WasmBackend extends Backend {
   readonly relaxedSimd: boolean
   /** bytes of the shared wasm memory in use (weights + scratch) */
   readonly memoryBytes: number
-  /** copies a weight's stored bytes into wasm memory once; the returned tensor views them there */
+  /**
+   * copies a weight's stored bytes into wasm memory once; the returned tensor views them there (f32 and f16 weights
+   * wider than COL_TILE columns in the 'col-tiles' layout)
+   */
   prepareWeight: (w: Tensor) => Tensor
   /** reads `bytes` of wasm memory with a streaming SIMD kernel on every thread; returns GB/s (memory bandwidth) */
   measureBandwidth: (bytes: number, repeats?: number) => number
@@ -165,12 +168,28 @@ class WasmBackendImpl implements WasmBackend {
 
   prepareWeight = (w: Tensor): Tensor => {
     if (this.weights.has(w.data)) return w
+    if (w.layout !== undefined) throw new Error(`weight ${w.name} is laid out as ${w.layout} for another backend`)
     const n = tensorBytes(w.dtype, w.shape)
     const ptr = this.alloc(n)
-    this.u8.set(w.data.subarray(0, n), ptr)
+    const [rows, cols] = w.shape
+    // f32 and f16 rows longer than a tile go in column tiles (see kernels.ts): a decode matvec then keeps its slice of
+    // x in L1 while the weights stream past contiguously
+    const tiled = (w.dtype === 'f32' || w.dtype === 'f16') && w.shape.length === 2 && cols > COL_TILE
+    if (tiled) {
+      const eb = w.dtype === 'f32' ? 4 : 2
+      let dst = ptr
+      for (let c = 0; c < cols; c += COL_TILE) {
+        const tileCols = Math.min(COL_TILE, cols - c)
+        for (let r = 0; r < rows; r++, dst += tileCols * eb) {
+          this.u8.set(w.data.subarray((r * cols + c) * eb, (r * cols + c + tileCols) * eb), dst)
+        }
+      }
+    } else {
+      this.u8.set(w.data.subarray(0, n), ptr)
+    }
     const data = new Uint8Array(this.memory.buffer, ptr, n)
     this.weights.set(data, ptr)
-    return { ...w, data }
+    return tiled ? { ...w, data, layout: 'col-tiles' } : { ...w, data }
   }
 
   private weightPtr (w: Tensor): number {

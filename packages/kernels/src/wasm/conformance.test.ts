@@ -22,7 +22,7 @@ import { LocalModel } from '../model/index.js'
 import * as reference from '../ops/reference.js'
 import { quantize } from '../quant/index.js'
 import { syntheticVocab } from '../tokenizer/vocab.js'
-import type { DType, RopeStyle, Tensor } from '../types.js'
+import type { DType, ModelConfig, RopeStyle, Tensor } from '../types.js'
 import { createWasmBackend, type WasmBackend } from './backend.js'
 
 const THREADS = [1, 2]
@@ -43,8 +43,9 @@ function weight (dtype: DType, rows: number, cols: number, seed: number): Tensor
 const MATMUL_TOLERANCE: Record<string, number> = { f32: 1e-10, f16: 1e-5, q8_0: 1e-9, q4_0: 1e-9, q4_K: 1e-9, q6_K: 1e-9 }
 /** per dtype: column counts (odd and non-multiples of the SIMD width where the block size allows) */
 const MATMUL_COLS: Record<string, number[]> = {
-  f32: [1, 7, 17, 64, 100, 257],
-  f16: [1, 7, 17, 64, 100, 257],
+  // 2049 and 4200: wider than a column tile (COL_TILE = 2048): two tiles, the second of one column; three tiles
+  f32: [1, 7, 17, 64, 100, 257, 2049, 4200],
+  f16: [1, 7, 17, 64, 100, 257, 2049, 4200],
   q8_0: [32, 96, 160, 288],
   q4_0: [32, 96, 160, 288],
   q4_K: [256, 768],
@@ -193,12 +194,16 @@ describe('whole model through the wasm backend', () => {
   beforeAll(async () => { dir = await mkdtemp(join(tmpdir(), 'wasm-conformance-')) })
   afterAll(async () => { await rm(dir, { recursive: true, force: true }) })
 
-  const cases: Array<[keyof typeof PRESETS, GgufModelDType]> = [
-    ['tiny', 'f32'], ['tiny', 'f16'], ['tiny', 'q8_0'], ['tiny', 'q4_0'], ['tiny-qwen2', 'q8_0'], ['tiny-tied', 'f32']
+  // wide-tied: dim 2112 is wider than a column tile, so the wasm backend holds the tied embedding (and wq, wo, the
+  // gate and up projections) in column tiles, and embedding lookups read rows across tiles
+  const wide: ModelConfig = { ...PRESETS['tiny-tied'], name: 'wide-tied', dim: 2112, nHeads: 132, nKvHeads: 2, nLayers: 1 }
+  const cases: Array<[string, GgufModelDType, ModelConfig]> = [
+    ['tiny', 'f32', PRESETS.tiny], ['tiny', 'f16', PRESETS.tiny], ['tiny', 'q8_0', PRESETS.tiny], ['tiny', 'q4_0', PRESETS.tiny],
+    ['tiny-qwen2', 'q8_0', PRESETS['tiny-qwen2']], ['tiny-tied', 'f32', PRESETS['tiny-tied']], ['wide-tied', 'f32', wide],
+    ['wide-tied', 'f16', wide]
   ]
-  it.each(cases)('%s %s: logits equal the reference backend, argmax equal at every position', async (preset, dtype) => {
-    const config = PRESETS[preset]
-    const path = join(dir, `${preset}-${dtype}.gguf`)
+  it.each(cases)('%s %s: logits equal the reference backend, argmax equal at every position', async (name, dtype, config) => {
+    const path = join(dir, `${name}-${dtype}.gguf`)
     await writeGgufModel(path, config, randomWeights(config, 11), { dtype, vocab: syntheticVocab() })
     const tokens = Array.from({ length: 12 }, (_, i) => (i * 37 + 5) % config.vocabSize)
     const source = await openModel(path)
