@@ -22,11 +22,13 @@
   return reinterpret<f32>(bits | ((h & 0x8000) << 16))
 }
 
-/** 8 f16 (as u16 lanes of v) widened: the low or high 4 as f32x4 (inf/nan are not special-cased here) */
+/**
+ * 4 f16, sign-extended to i32 lanes (i32x4.extend_*_i16x8_s), as f32x4 (inf/nan are not special-cased here): << 13
+ * puts the sign at bit 31 (its copies at 30..28, masked off) and exponent and mantissa at 27..13, and * 2^112
+ * rebiases the exponent, exact for subnormals too
+ */
 @inline function f16x4ToF32 (h32: v128): v128 {
-  const sign = i32x4.shl(v128.and(h32, i32x4.splat(0x8000)), 16)
-  const em = i32x4.shl(v128.and(h32, i32x4.splat(0x7fff)), 13)
-  return v128.or(f32x4.mul(em, f32x4.splat(reinterpret<f32>(0x77800000))), sign)
+  return f32x4.mul(v128.and(i32x4.shl(h32, 13), i32x4.splat(0x8fffffff)), f32x4.splat(reinterpret<f32>(0x77800000)))
 }
 
 @inline function fmadd (a: v128, b: v128, c: v128): v128 {
@@ -221,8 +223,8 @@ export function matmul_f32 (w: usize, x: usize, out: usize, rows: i32, cols: i32
   for (; i + 8 <= n; i += 8) {
     const h = v128.load(w + (<usize>i << 1))
     const xo = x + (<usize>i << 2)
-    a0 = fmadd(f16x4ToF32(i32x4.extend_low_i16x8_u(h)), v128.load(xo), a0)
-    a1 = fmadd(f16x4ToF32(i32x4.extend_high_i16x8_u(h)), v128.load(xo, 16), a1)
+    a0 = fmadd(f16x4ToF32(i32x4.extend_low_i16x8_s(h)), v128.load(xo), a0)
+    a1 = fmadd(f16x4ToF32(i32x4.extend_high_i16x8_s(h)), v128.load(xo, 16), a1)
   }
   let s = hsum(f32x4.add(a0, a1))
   for (; i < n; i++) s += f16ToF32(load<u16>(w + (<usize>i << 1))) * load<f32>(x + (<usize>i << 2))
@@ -247,8 +249,8 @@ export function matmul_f32 (w: usize, x: usize, out: usize, rows: i32, cols: i32
       let i = 0
       for (; i + 8 <= n; i += 8) {
         const h = v128.load(wr + (<usize>i << 1))
-        const lo = f16x4ToF32(i32x4.extend_low_i16x8_u(h))
-        const hi = f16x4ToF32(i32x4.extend_high_i16x8_u(h))
+        const lo = f16x4ToF32(i32x4.extend_low_i16x8_s(h))
+        const hi = f16x4ToF32(i32x4.extend_high_i16x8_s(h))
         const o = <usize>i << 2
         a0 = fmadd(hi, v128.load(x0 + o, 16), fmadd(lo, v128.load(x0 + o), a0))
         a1 = fmadd(hi, v128.load(x1 + o, 16), fmadd(lo, v128.load(x1 + o), a1))
