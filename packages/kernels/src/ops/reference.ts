@@ -18,6 +18,8 @@ const Q8_0_ACTIVATION_ROUNDING = 'avx'
 
 /** out[T, rows] = x[T, cols] . W^T (+ bias[rows]) */
 export function matmul (out: Float32Array, w: Tensor, x: Float32Array, T: number, bias?: Float32Array): void {
+  // a backend's own layout (wasm column tiles) is for that backend's kernels only
+  if (w.layout !== undefined) throw new Error(`the reference matmul reads row-major weights; ${w.name} is laid out as ${w.layout}`)
   const [rows, cols] = w.shape
   const bytesPerRow = rowBytes(w.dtype, cols)
   for (let t = 0; t < T; t++) {

@@ -168,14 +168,13 @@ class WasmBackendImpl implements WasmBackend {
 
   prepareWeight = (w: Tensor): Tensor => {
     if (this.weights.has(w.data)) return w
-    if (w.layout !== undefined) throw new Error(`weight ${w.name} is laid out as ${w.layout} for another backend`)
     const n = tensorBytes(w.dtype, w.shape)
     const ptr = this.alloc(n)
     const [rows, cols] = w.shape
     // f32 and f16 rows longer than a tile go in column tiles (see kernels.ts): a decode matvec then keeps its slice of
-    // x in L1 while the weights stream past contiguously
+    // x in L1 while the weights stream past contiguously. A weight another wasm backend already tiled is copied as is.
     const tiled = (w.dtype === 'f32' || w.dtype === 'f16') && w.shape.length === 2 && cols > COL_TILE
-    if (tiled) {
+    if (tiled && w.layout !== 'col-tiles') {
       const eb = w.dtype === 'f32' ? 4 : 2
       let dst = ptr
       for (let c = 0; c < cols; c += COL_TILE) {

@@ -189,6 +189,23 @@ describe.each(THREADS)('wasm backend, %i thread(s)', (threads) => {
   })
 })
 
+describe('column tiles', () => {
+  it('a weight one wasm backend tiled is copied as is by another, and the reference refuses it', () => {
+    const [a, b] = [backends.get(1)!, backends.get(2)!]
+    const w = weight('f32', 9, 4200, 77)
+    const tiled = a.prepareWeight(w)
+    expect(tiled.layout).toBe('col-tiles')
+    expect(a.prepareWeight(weight('f32', 9, 2048, 78)).layout).toBeUndefined()
+    const x = randomArray(3 * 4200, 79)
+    const ref = new Float32Array(3 * 9)
+    reference.matmul(ref, w, x, 3)
+    const out = new Float32Array(3 * 9).fill(NaN)
+    b.matmul!(out, b.prepareWeight(tiled), x, 3)
+    expect(nmse(out, ref)).toBeLessThanOrEqual(1e-10)
+    expect(() => { reference.matmul(new Float32Array(27), tiled, x, 3) }).toThrow(/col-tiles/)
+  })
+})
+
 describe('whole model through the wasm backend', () => {
   let dir: string
   beforeAll(async () => { dir = await mkdtemp(join(tmpdir(), 'wasm-conformance-')) })
