@@ -570,6 +570,103 @@ export function widen_q8_K (src: usize, dst: usize, sums: usize, n: i32): void {
   return fmadd(f32x4.convert_i32x4_s(a), sa, fmadd(f32x4.convert_i32x4_s(b), sb, acc))
 }
 
+/** the 6-bit scales (lanes 0..7) and mins (lanes 8..15) of a q4_K block at p, unpacked with llama.cpp's masks */
+@inline function q4KScalesMins (p: usize): v128 {
+  const u0 = load<u32>(p, 4)
+  const u1 = load<u32>(p, 8)
+  const u2 = load<u32>(p, 12)
+  let sm = i32x4.splat(u0 & 0x3f3f3f3f)
+  sm = i32x4.replace_lane(sm, 1, (u2 & 0x0f0f0f0f) | (((u0 >> 6) & 0x03030303) << 4))
+  sm = i32x4.replace_lane(sm, 2, u1 & 0x3f3f3f3f)
+  return i32x4.replace_lane(sm, 3, ((u2 >> 4) & 0x0f0f0f0f) | (((u1 >> 6) & 0x03030303) << 4))
+}
+
+/** int32x4 partial sums of 32 int16 weights w0..w3 (read as in dotLowNibbles, twice) times the activation at x */
+@inline function dotScaled (w0: v128, w1: v128, w2: v128, w3: v128, x: usize): v128 {
+  return i32x4.add(i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(x)), i32x4.dot_i16x8_s(w1, v128.load(x, 16))),
+    i32x4.add(i32x4.dot_i16x8_s(w2, v128.load(x, 32)), i32x4.dot_i16x8_s(w3, v128.load(x, 48))))
+}
+
+/**
+ * Rows [r0, r1) of tokens [t, t + 4) (prefill): each q4_K block's nibbles are taken into int16 lanes once and
+ * multiplied there by their sub-block's 6-bit scale (at most 15 * 63), then dotted with the 4 tokens' activations,
+ * so a block's sum is one exact int32 per token (at most 64 products of 945 * 128 per lane) scaled once.
+ */
+function q4KGroup (w: usize, xw: usize, xd: usize, xs: usize, out: usize, rows: i32, cols: i32, t: i32, lut: usize, r0: i32, r1: i32): void {
+  const nb = cols >> 8
+  const rowBytes = <usize>nb * 144
+  const xStride = <usize>cols << 1
+  const x0 = xw + <usize>t * xStride
+  const m = i16x8.splat(15)
+  for (let r = r0; r < r1; r++) {
+    let p = w + <usize>r * rowBytes
+    const end = p + rowBytes
+    let xp = x0
+    // per block: the 4 tokens' scales (xd) and int16 sums per 32 (xs) at token stride nb * 4 and nb * 16 bytes
+    let dp = xd + (<usize>t * nb << 2)
+    let sp = xs + (<usize>t * nb << 4)
+    const dStride = <usize>nb << 2
+    const sStride = <usize>nb << 4
+    let a0 = f32x4.splat(0)
+    let a1 = f32x4.splat(0)
+    let a2 = f32x4.splat(0)
+    let a3 = f32x4.splat(0)
+    for (; p < end; p += 144, xp += 512, dp += 4, sp += 16) {
+      const sm = q4KScalesMins(p)
+      const sc = i16x8.extend_low_i8x16_u(sm)
+      const mn = i16x8.extend_high_i8x16_u(sm)
+      let s0 = i32x4.splat(0)
+      let s1 = i32x4.splat(0)
+      let s2 = i32x4.splat(0)
+      let s3 = i32x4.splat(0)
+      for (let k: usize = 0; k < 4; k++) {
+        const q0 = v128.load(p + 16 + (k << 5))
+        const q1 = v128.load(p + 32 + (k << 5))
+        const xk = xp + (k << 7)
+        // sub-block 2k: the low nibbles, times its scale
+        // the scale of sub-block j in every lane: bytes 2j, 2j + 1 of sc, swizzled
+        let sA = i8x16.swizzle(sc, i16x8.splat(<i16>((k << 2) | (((k << 2) + 1) << 8))))
+        let w0 = i16x8.mul(v128.and(q0, m), sA)
+        let w1 = i16x8.mul(v128.and(i16x8.shr_u(q0, 8), m), sA)
+        let w2 = i16x8.mul(v128.and(q1, m), sA)
+        let w3 = i16x8.mul(v128.and(i16x8.shr_u(q1, 8), m), sA)
+        s0 = i32x4.add(s0, dotScaled(w0, w1, w2, w3, xk))
+        s1 = i32x4.add(s1, dotScaled(w0, w1, w2, w3, xk + xStride))
+        s2 = i32x4.add(s2, dotScaled(w0, w1, w2, w3, xk + 2 * xStride))
+        s3 = i32x4.add(s3, dotScaled(w0, w1, w2, w3, xk + 3 * xStride))
+        // sub-block 2k + 1: the high nibbles
+        sA = i8x16.swizzle(sc, i16x8.splat(<i16>(((k << 2) + 2) | (((k << 2) + 3) << 8))))
+        w0 = i16x8.mul(v128.and(i16x8.shr_u(q0, 4), m), sA)
+        w1 = i16x8.mul(i16x8.shr_u(q0, 12), sA)
+        w2 = i16x8.mul(v128.and(i16x8.shr_u(q1, 4), m), sA)
+        w3 = i16x8.mul(i16x8.shr_u(q1, 12), sA)
+        s0 = i32x4.add(s0, dotScaled(w0, w1, w2, w3, xk + 64))
+        s1 = i32x4.add(s1, dotScaled(w0, w1, w2, w3, xk + 64 + xStride))
+        s2 = i32x4.add(s2, dotScaled(w0, w1, w2, w3, xk + 64 + 2 * xStride))
+        s3 = i32x4.add(s3, dotScaled(w0, w1, w2, w3, xk + 64 + 3 * xStride))
+      }
+      const dw = lutF16(lut, p)
+      const dm = lutF16(lut, p + 2)
+      a0 = q4KScale(a0, s0, mn, dp, sp, dw, dm)
+      a1 = q4KScale(a1, s1, mn, dp + dStride, sp + sStride, dw, dm)
+      a2 = q4KScale(a2, s2, mn, dp + 2 * dStride, sp + 2 * sStride, dw, dm)
+      a3 = q4KScale(a3, s3, mn, dp + 3 * dStride, sp + 3 * sStride, dw, dm)
+    }
+    const po = out + ((<usize>t * rows + r) << 2)
+    store<f32>(po, hsum(a0))
+    store<f32>(po + (<usize>rows << 2), hsum(a1))
+    store<f32>(po + (<usize>rows << 3), hsum(a2))
+    store<f32>(po + (<usize>rows * 12), hsum(a3))
+  }
+}
+
+/** acc + one token's q4_K block: its scaled sum s times d * dx, less its mins (mn . sums at sp) times dmin * dx */
+@inline function q4KScale (acc: v128, s: v128, mn: v128, dp: usize, sp: usize, dw: f32, dm: f32): v128 {
+  const dx = load<f32>(dp)
+  const mins = i32x4.dot_i16x8_s(mn, v128.load(sp))
+  return fmadd(f32x4.convert_i32x4_s(mins), f32x4.splat(-dm * dx), fmadd(f32x4.convert_i32x4_s(s), f32x4.splat(dw * dx), acc))
+}
+
 /**
  * out[t, r] for rows [r0, r1): q4_K weights against a q8_K activation laid out by widen_q8_K (xw int16 [T, cols],
  * xs int16 [T, cols/32]) with its scales (xd f32 [T, cols/256])
@@ -580,7 +677,9 @@ export function matmul_q4_K (w: usize, xw: usize, xd: usize, xs: usize, out: usi
   const k1: u32 = 0x3f3f3f3f
   const k2: u32 = 0x0f0f0f0f
   const k3: u32 = 0x03030303
-  for (let t = 0; t < T; t++) {
+  let t = 0
+  for (; t + GROUP <= T; t += GROUP) q4KGroup(w, xw, xd, xs, out, rows, cols, t, lut, r0, r1)
+  for (; t < T; t++) {
     const xt = xw + (<usize>t * cols << 1)
     const dt = xd + (<usize>t * nb << 2)
     const st = xs + (<usize>t * nb << 4)
