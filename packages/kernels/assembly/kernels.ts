@@ -428,6 +428,13 @@ export function widen_q8_0 (xq: usize, xd: usize, xw: usize, xs: usize, xb: usiz
     i32x4.add(i32x4.dot_i16x8_s(w2, v128.load(x, 32)), i32x4.dot_i16x8_s(w3, v128.load(x, 48))))
 }
 
+/** [sum of the lanes of a, of b, of c, of d] (a 4x4 transpose and add) */
+@inline function sum4x4 (a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = i32x4.add(i32x4.shuffle(a, b, 0, 4, 1, 5), i32x4.shuffle(a, b, 2, 6, 3, 7))
+  const cd = i32x4.add(i32x4.shuffle(c, d, 0, 4, 1, 5), i32x4.shuffle(c, d, 2, 6, 3, 7))
+  return i32x4.add(i32x4.shuffle(ab, cd, 0, 1, 4, 5), i32x4.shuffle(ab, cd, 2, 3, 6, 7))
+}
+
 @inline function lutF16 (lut: usize, p: usize): f32 {
   return load<f32>(lut + (<usize>load<u16>(p) << 2))
 }
@@ -716,13 +723,111 @@ export function matmul_q4_K (w: usize, xw: usize, xd: usize, xs: usize, out: usi
   }
 }
 
+/** int32x4 partial sums of 16 int16 weights (lo, hi) times 16 int16 activations at x */
+@inline function dot16 (lo: v128, hi: v128, x: usize): v128 {
+  return i32x4.add(i32x4.dot_i16x8_s(lo, v128.load(x)), i32x4.dot_i16x8_s(hi, v128.load(x, 16)))
+}
+
+/** the 16 int8 lanes of q widened to int16 and multiplied by the int8 scale at sc (at most 32 * 128): low and high 8 */
+@inline function scaledLow (q: v128, sc: usize): v128 {
+  return i16x8.mul(i16x8.extend_low_i8x16_s(q), i16x8.splat(<i16>load<i8>(sc)))
+}
+@inline function scaledHigh (q: v128, sc: usize): v128 {
+  return i16x8.mul(i16x8.extend_high_i8x16_s(q), i16x8.splat(<i16>load<i8>(sc)))
+}
+
+/**
+ * Rows [r0, r1) of tokens [t, t + 4) (prefill) of matmul_q6_K: each 16-weight group is unpacked and multiplied by
+ * its int8 scale in int16 once (at most 32 * 128 = 4096), then dotted with the 4 tokens' activations; a block's sum is
+ * one exact int32 per token (64 products of at most 4096 * 128 per lane), scaled once.
+ */
+function q6KGroup (w: usize, xq: usize, xd: usize, out: usize, rows: i32, cols: i32, t: i32, r0: i32, r1: i32): void {
+  const nb = cols >> 8
+  const rowBytes = <usize>nb * 210
+  const xStride = <usize>cols << 1
+  const dStride = <usize>nb << 2
+  const m4 = i8x16.splat(0x0f)
+  const m3 = i8x16.splat(3)
+  const c32 = i8x16.splat(32)
+  const x0 = xq + <usize>t * xStride
+  const d0 = xd + <usize>t * dStride
+  for (let r = r0; r < r1; r++) {
+    const row = w + <usize>r * rowBytes
+    let a0 = f32x4.splat(0)
+    for (let b = 0; b < nb; b++) {
+      const p = row + <usize>b * 210
+      let ql = p
+      let qh = p + 128
+      let sc = p + 192
+      let xa = x0 + (<usize>b << 9)
+      let s0 = i32x4.splat(0)
+      let s1 = i32x4.splat(0)
+      let s2 = i32x4.splat(0)
+      let s3 = i32x4.splat(0)
+      for (let half = 0; half < 2; half++) {
+        for (let g = 0; g < 2; g++) {
+          const o = <usize>g << 4
+          const la = v128.load(ql + o)
+          const lb = v128.load(ql + 32 + o)
+          const h = v128.load(qh + o)
+          const xo = xa + (o << 1)
+          // each of the 4 groups of 16: its 6-bit values (- 32), scaled, against the 4 tokens
+          let q = i8x16.sub(v128.or(v128.and(la, m4), i8x16.shl(v128.and(h, m3), 4)), c32)
+          let lo = scaledLow(q, sc + g)
+          let hi = scaledHigh(q, sc + g)
+          s0 = i32x4.add(s0, dot16(lo, hi, xo))
+          s1 = i32x4.add(s1, dot16(lo, hi, xo + xStride))
+          s2 = i32x4.add(s2, dot16(lo, hi, xo + 2 * xStride))
+          s3 = i32x4.add(s3, dot16(lo, hi, xo + 3 * xStride))
+          q = i8x16.sub(v128.or(v128.and(lb, m4), i8x16.shl(v128.and(i8x16.shr_u(h, 2), m3), 4)), c32)
+          lo = scaledLow(q, sc + g + 2)
+          hi = scaledHigh(q, sc + g + 2)
+          s0 = i32x4.add(s0, dot16(lo, hi, xo + 64))
+          s1 = i32x4.add(s1, dot16(lo, hi, xo + 64 + xStride))
+          s2 = i32x4.add(s2, dot16(lo, hi, xo + 64 + 2 * xStride))
+          s3 = i32x4.add(s3, dot16(lo, hi, xo + 64 + 3 * xStride))
+          q = i8x16.sub(v128.or(i8x16.shr_u(la, 4), i8x16.shl(v128.and(i8x16.shr_u(h, 4), m3), 4)), c32)
+          lo = scaledLow(q, sc + g + 4)
+          hi = scaledHigh(q, sc + g + 4)
+          s0 = i32x4.add(s0, dot16(lo, hi, xo + 128))
+          s1 = i32x4.add(s1, dot16(lo, hi, xo + 128 + xStride))
+          s2 = i32x4.add(s2, dot16(lo, hi, xo + 128 + 2 * xStride))
+          s3 = i32x4.add(s3, dot16(lo, hi, xo + 128 + 3 * xStride))
+          q = i8x16.sub(v128.or(i8x16.shr_u(lb, 4), i8x16.shl(i8x16.shr_u(h, 6), 4)), c32)
+          lo = scaledLow(q, sc + g + 6)
+          hi = scaledHigh(q, sc + g + 6)
+          s0 = i32x4.add(s0, dot16(lo, hi, xo + 192))
+          s1 = i32x4.add(s1, dot16(lo, hi, xo + 192 + xStride))
+          s2 = i32x4.add(s2, dot16(lo, hi, xo + 192 + 2 * xStride))
+          s3 = i32x4.add(s3, dot16(lo, hi, xo + 192 + 3 * xStride))
+        }
+        xa += 256
+        ql += 64
+        qh += 32
+        sc += 8
+      }
+      // lane j: token t + j; the block's d times each token's activation scale
+      const dx = f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(f32x4.splat(load<f32>(d0 + (<usize>b << 2))),
+        1, load<f32>(d0 + dStride + (<usize>b << 2))), 2, load<f32>(d0 + 2 * dStride + (<usize>b << 2))), 3, load<f32>(d0 + 3 * dStride + (<usize>b << 2)))
+      a0 = fmadd(f32x4.convert_i32x4_s(sum4x4(s0, s1, s2, s3)), f32x4.mul(f32x4.splat(f16ToF32(load<u16>(p + 208))), dx), a0)
+    }
+    const po = out + ((<usize>t * rows + r) << 2)
+    store<f32>(po, f32x4.extract_lane(a0, 0))
+    store<f32>(po + (<usize>rows << 2), f32x4.extract_lane(a0, 1))
+    store<f32>(po + (<usize>rows << 3), f32x4.extract_lane(a0, 2))
+    store<f32>(po + (<usize>rows * 12), f32x4.extract_lane(a0, 3))
+  }
+}
+
 export function matmul_q6_K (w: usize, xq: usize, xd: usize, out: usize, rows: i32, cols: i32, T: i32, r0: i32, r1: i32): void {
   const nb = cols >> 8
   const rowBytes = <usize>nb * 210
   const m4 = i8x16.splat(0x0f)
   const m3 = i8x16.splat(3)
   const c32 = i8x16.splat(32)
-  for (let t = 0; t < T; t++) {
+  let t = 0
+  for (; t + GROUP <= T; t += GROUP) q6KGroup(w, xq, xd, out, rows, cols, t, r0, r1)
+  for (; t < T; t++) {
     const xt = xq + ((<usize>t * cols) << 1)
     const dt = xd + ((<usize>t * nb) << 2)
     for (let r = r0; r < r1; r++) {
