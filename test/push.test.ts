@@ -86,6 +86,28 @@ function resultOf (message: NodeMessage, stepId: number): Float32Array {
   return decodeTensor(message.hidden).data
 }
 
+/** the results of a control session that gets every input from the client */
+async function controlResults (inputs: Float32Array[]): Promise<Float32Array[]> {
+  const control = await openSession()
+  const expected: Float32Array[] = []
+  for (const [k, x] of inputs.entries()) {
+    await control.lp.write(step(k, k, x))
+    expected.push(resultOf(await control.next(), k))
+  }
+  await control.lp.write(encodeClientMessage({ type: 'close' }))
+  return expected
+}
+
+/** a session on the node under test, and a push stream to it from us */
+async function pushedSession (): Promise<{ push: Lp, session: Awaited<ReturnType<typeof openSession>>, pushAt: (position: number, x: Float32Array) => Promise<void> }> {
+  const push = lpStream(await host.dialProtocol(peerIdFromString(nodePeer), PUSH_PROTOCOL, { signal: AbortSignal.timeout(10_000) }))
+  const session = await openSession()
+  const pushAt = async (position: number, x: Float32Array): Promise<void> => {
+    await push.write(encodePushMessage({ type: 'push', sessionId: session.sessionId, position, hidden: encodeTensor(x, [1, DIM]) }))
+  }
+  return { push, session, pushAt }
+}
+
 /** whether a frame arrives on `lp` within `ms` */
 async function arrivesWithin (lp: Lp, ms: number): Promise<boolean> {
   try {
@@ -100,21 +122,8 @@ describe('server-to-server push on a live node', () => {
   it('runs pushes only from the named prev peer and at the cache length, and drops the client copy of a pushed step', async () => {
     const inputs = [1, 2, 3, 4, 5].map(hidden)
     const pushedInput = hidden(99)
-    // control: every input from the client
-    const control = await openSession()
-    const expected: Float32Array[] = []
-    for (const [k, x] of inputs.entries()) {
-      await control.lp.write(step(k, k, x))
-      expected.push(resultOf(await control.next(), k))
-    }
-    await control.lp.write(encodeClientMessage({ type: 'close' }))
-
-    const pushStream = await host.dialProtocol(peerIdFromString(nodePeer), PUSH_PROTOCOL, { signal: AbortSignal.timeout(10_000) })
-    const push = lpStream(pushStream)
-    const session = await openSession()
-    const pushAt = async (position: number, x: Float32Array): Promise<void> => {
-      await push.write(encodePushMessage({ type: 'push', sessionId: session.sessionId, position, hidden: encodeTensor(x, [1, DIM]) }))
-    }
+    const expected = await controlResults(inputs)
+    const { push, session, pushAt } = await pushedSession()
 
     // step 0 names another peer as prev: a push from us for position 1 must be ignored
     const stranger = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
@@ -149,21 +158,9 @@ describe('server-to-server push on a live node', () => {
 
   it('runs a step sent without its input from the push it names: pushed before, pushed after, held, or missing', async () => {
     const inputs = [1, 2, 3, 4, 5].map(hidden)
-    const control = await openSession()
-    const expected: Float32Array[] = []
-    for (const [k, x] of inputs.entries()) {
-      await control.lp.write(step(k, k, x))
-      expected.push(resultOf(await control.next(), k))
-    }
-    await control.lp.write(encodeClientMessage({ type: 'close' }))
-
-    const pushStream = await host.dialProtocol(peerIdFromString(nodePeer), PUSH_PROTOCOL, { signal: AbortSignal.timeout(10_000) })
-    const push = lpStream(pushStream)
-    const session = await openSession()
+    const expected = await controlResults(inputs)
+    const { push, session, pushAt } = await pushedSession()
     expect(session.opened).toMatchObject({ takesPushedInput: true })
-    const pushAt = async (position: number, x: Float32Array): Promise<void> => {
-      await push.write(encodePushMessage({ type: 'push', sessionId: session.sessionId, position, hidden: encodeTensor(x, [1, DIM]) }))
-    }
     await session.lp.write(step(0, 0, inputs[0], me))
     expect(resultOf(await session.next(), 0)).toEqual(expected[0])
 

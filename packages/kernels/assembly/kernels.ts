@@ -195,23 +195,35 @@ const COL_TILE = 2048
       store<f32>(po + (<usize>rows * 12), add ? load<f32>(po + (<usize>rows * 12)) + s3 : s3)
     }
   }
+  decodeTile(false, w, x, xStride, out, rows, n, t, T, r0, r1, add)
+}
+
+/** tokens [t, T) of a column tile, one at a time (decode): dots of the tile's rows with x, stored or added */
+@inline function decodeTile (f16: bool, w: usize, x: usize, xStride: usize, out: usize, rows: i32, n: i32, t: i32, T: i32, r0: i32, r1: i32, add: bool): void {
+  const rowBytes = <usize>n << (f16 ? 1 : 2)
   for (; t < T; t++) {
     const xt = x + <usize>t * xStride
     for (let r = r0; r < r1; r++) {
       const po = out + ((<usize>t * rows + r) << 2)
-      const d = dotF32(w + <usize>r * rowBytes, xt, n)
+      const d = f16 ? dotF16(w + <usize>r * rowBytes, xt, n) : dotF32(w + <usize>r * rowBytes, xt, n)
       store<f32>(po, add ? load<f32>(po) + d : d)
     }
   }
 }
 
-export function matmul_f32 (w: usize, x: usize, out: usize, rows: i32, cols: i32, T: i32, r0: i32, r1: i32): void {
+/** out[t, r] = x[t] . w[r] over column tiles of f32 (f16: false) or f16 weights, the first tile stored, the rest added */
+@inline function matmulTiled (f16: bool, w: usize, x: usize, out: usize, rows: i32, cols: i32, T: i32, r0: i32, r1: i32): void {
   let tile = w
   for (let c = 0; c < cols; c += COL_TILE) {
     const n = min(COL_TILE, cols - c)
-    matmulF32Tile(tile, x + (<usize>c << 2), <usize>cols << 2, out, rows, n, T, r0, r1, c > 0)
-    tile += <usize>rows * n << 2
+    if (f16) matmulF16Tile(tile, x + (<usize>c << 2), <usize>cols << 2, out, rows, n, T, r0, r1, c > 0)
+    else matmulF32Tile(tile, x + (<usize>c << 2), <usize>cols << 2, out, rows, n, T, r0, r1, c > 0)
+    tile += <usize>rows * n << (f16 ? 1 : 2)
   }
+}
+
+export function matmul_f32 (w: usize, x: usize, out: usize, rows: i32, cols: i32, T: i32, r0: i32, r1: i32): void {
+  matmulTiled(false, w, x, out, rows, cols, T, r0, r1)
 }
 
 // ---- f16 weights ----
@@ -276,23 +288,11 @@ export function matmul_f32 (w: usize, x: usize, out: usize, rows: i32, cols: i32
       store<f32>(po + (<usize>rows * 12), add ? load<f32>(po + (<usize>rows * 12)) + s3 : s3)
     }
   }
-  for (; t < T; t++) {
-    const xt = x + <usize>t * xRowBytes
-    for (let r = r0; r < r1; r++) {
-      const po = out + ((<usize>t * rows + r) << 2)
-      const d = dotF16(w + <usize>r * wRowBytes, xt, n)
-      store<f32>(po, add ? load<f32>(po) + d : d)
-    }
-  }
+  decodeTile(true, w, x, xRowBytes, out, rows, n, t, T, r0, r1, add)
 }
 
 export function matmul_f16 (w: usize, x: usize, out: usize, rows: i32, cols: i32, T: i32, r0: i32, r1: i32): void {
-  let tile = w
-  for (let c = 0; c < cols; c += COL_TILE) {
-    const n = min(COL_TILE, cols - c)
-    matmulF16Tile(tile, x + (<usize>c << 2), <usize>cols << 2, out, rows, n, T, r0, r1, c > 0)
-    tile += <usize>rows * n << 1
-  }
+  matmulTiled(true, w, x, out, rows, cols, T, r0, r1)
 }
 
 // ---- q8_0 activations ----
@@ -723,6 +723,17 @@ export function matmul_q4_K (w: usize, xw: usize, xd: usize, xs: usize, out: usi
   }
 }
 
+/**
+ * Group k (0..3, a constant) of the 64 values of a q6_K chunk: their low 4 bits in la (k = 0, 2) or lb (k = 1, 3),
+ * low or high nibbles, their high 2 bits at bits 2k of h; as int8, less 32
+ */
+@inline function q6Group (la: v128, lb: v128, h: v128, k: i32): v128 {
+  const m4 = i8x16.splat(0x0f)
+  const low = k == 0 ? v128.and(la, m4) : k == 1 ? v128.and(lb, m4) : k == 2 ? i8x16.shr_u(la, 4) : i8x16.shr_u(lb, 4)
+  const high = k == 3 ? i8x16.shr_u(h, 6) : v128.and(k == 0 ? h : i8x16.shr_u(h, <u32>(2 * k)), i8x16.splat(3))
+  return i8x16.sub(v128.or(low, i8x16.shl(high, 4)), i8x16.splat(32))
+}
+
 /** int32x4 partial sums of 16 int16 weights (lo, hi) times 16 int16 activations at x */
 @inline function dot16 (lo: v128, hi: v128, x: usize): v128 {
   return i32x4.add(i32x4.dot_i16x8_s(lo, v128.load(x)), i32x4.dot_i16x8_s(hi, v128.load(x, 16)))
@@ -746,9 +757,6 @@ function q6KGroup (w: usize, xq: usize, xd: usize, out: usize, rows: i32, cols: 
   const rowBytes = <usize>nb * 210
   const xStride = <usize>cols << 1
   const dStride = <usize>nb << 2
-  const m4 = i8x16.splat(0x0f)
-  const m3 = i8x16.splat(3)
-  const c32 = i8x16.splat(32)
   const x0 = xq + <usize>t * xStride
   const d0 = xd + <usize>t * dStride
   for (let r = r0; r < r1; r++) {
@@ -772,28 +780,28 @@ function q6KGroup (w: usize, xq: usize, xd: usize, out: usize, rows: i32, cols: 
           const h = v128.load(qh + o)
           const xo = xa + (o << 1)
           // each of the 4 groups of 16: its 6-bit values (- 32), scaled, against the 4 tokens
-          let q = i8x16.sub(v128.or(v128.and(la, m4), i8x16.shl(v128.and(h, m3), 4)), c32)
+          let q = q6Group(la, lb, h, 0)
           let lo = scaledLow(q, sc + g)
           let hi = scaledHigh(q, sc + g)
           s0 = i32x4.add(s0, dot16(lo, hi, xo))
           s1 = i32x4.add(s1, dot16(lo, hi, xo + xStride))
           s2 = i32x4.add(s2, dot16(lo, hi, xo + 2 * xStride))
           s3 = i32x4.add(s3, dot16(lo, hi, xo + 3 * xStride))
-          q = i8x16.sub(v128.or(v128.and(lb, m4), i8x16.shl(v128.and(i8x16.shr_u(h, 2), m3), 4)), c32)
+          q = q6Group(la, lb, h, 1)
           lo = scaledLow(q, sc + g + 2)
           hi = scaledHigh(q, sc + g + 2)
           s0 = i32x4.add(s0, dot16(lo, hi, xo + 64))
           s1 = i32x4.add(s1, dot16(lo, hi, xo + 64 + xStride))
           s2 = i32x4.add(s2, dot16(lo, hi, xo + 64 + 2 * xStride))
           s3 = i32x4.add(s3, dot16(lo, hi, xo + 64 + 3 * xStride))
-          q = i8x16.sub(v128.or(i8x16.shr_u(la, 4), i8x16.shl(v128.and(i8x16.shr_u(h, 4), m3), 4)), c32)
+          q = q6Group(la, lb, h, 2)
           lo = scaledLow(q, sc + g + 4)
           hi = scaledHigh(q, sc + g + 4)
           s0 = i32x4.add(s0, dot16(lo, hi, xo + 128))
           s1 = i32x4.add(s1, dot16(lo, hi, xo + 128 + xStride))
           s2 = i32x4.add(s2, dot16(lo, hi, xo + 128 + 2 * xStride))
           s3 = i32x4.add(s3, dot16(lo, hi, xo + 128 + 3 * xStride))
-          q = i8x16.sub(v128.or(i8x16.shr_u(lb, 4), i8x16.shl(i8x16.shr_u(h, 6), 4)), c32)
+          q = q6Group(la, lb, h, 3)
           lo = scaledLow(q, sc + g + 6)
           hi = scaledHigh(q, sc + g + 6)
           s0 = i32x4.add(s0, dot16(lo, hi, xo + 192))
@@ -822,9 +830,6 @@ function q6KGroup (w: usize, xq: usize, xd: usize, out: usize, rows: i32, cols: 
 export function matmul_q6_K (w: usize, xq: usize, xd: usize, out: usize, rows: i32, cols: i32, T: i32, r0: i32, r1: i32): void {
   const nb = cols >> 8
   const rowBytes = <usize>nb * 210
-  const m4 = i8x16.splat(0x0f)
-  const m3 = i8x16.splat(3)
-  const c32 = i8x16.splat(32)
   let t = 0
   for (; t + GROUP <= T; t += GROUP) q6KGroup(w, xq, xd, out, rows, cols, t, r0, r1)
   for (; t < T; t++) {
@@ -846,10 +851,10 @@ export function matmul_q6_K (w: usize, xq: usize, xd: usize, out: usize, rows: i
             const la = v128.load(ql + o)
             const lb = v128.load(ql + 32 + o)
             const h = v128.load(qh + o)
-            const q1 = i8x16.sub(v128.or(v128.and(la, m4), i8x16.shl(v128.and(h, m3), 4)), c32)
-            const q2 = i8x16.sub(v128.or(v128.and(lb, m4), i8x16.shl(v128.and(i8x16.shr_u(h, 2), m3), 4)), c32)
-            const q3 = i8x16.sub(v128.or(i8x16.shr_u(la, 4), i8x16.shl(v128.and(i8x16.shr_u(h, 4), m3), 4)), c32)
-            const q4 = i8x16.sub(v128.or(i8x16.shr_u(lb, 4), i8x16.shl(i8x16.shr_u(h, 6), 4)), c32)
+            const q1 = q6Group(la, lb, h, 0)
+            const q2 = q6Group(la, lb, h, 1)
+            const q3 = q6Group(la, lb, h, 2)
+            const q4 = q6Group(la, lb, h, 3)
             const xo = xa + (o << 1)
             const s1 = i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(q1), v128.load(xo)), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(q1), v128.load(xo, 16)))
             const s2 = i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(q2), v128.load(xo, 64)), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(q2), v128.load(xo, 80)))
