@@ -588,12 +588,6 @@ export function widen_q8_K (src: usize, dst: usize, sums: usize, n: i32): void {
   return i32x4.replace_lane(sm, 3, ((u2 >> 4) & 0x0f0f0f0f) | (((u1 >> 6) & 0x03030303) << 4))
 }
 
-/** int32x4 partial sums of 32 int16 weights w0..w3 (read as in dotLowNibbles, twice) times the activation at x */
-@inline function dotScaled (w0: v128, w1: v128, w2: v128, w3: v128, x: usize): v128 {
-  return i32x4.add(i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(x)), i32x4.dot_i16x8_s(w1, v128.load(x, 16))),
-    i32x4.add(i32x4.dot_i16x8_s(w2, v128.load(x, 32)), i32x4.dot_i16x8_s(w3, v128.load(x, 48))))
-}
-
 /**
  * Rows [r0, r1) of tokens [t, t + 4) (prefill): each q4_K block's nibbles are taken into int16 lanes once and
  * multiplied there by their sub-block's 6-bit scale (at most 15 * 63), then dotted with the 4 tokens' activations,
@@ -637,20 +631,20 @@ function q4KGroup (w: usize, xw: usize, xd: usize, xs: usize, out: usize, rows: 
         let w1 = i16x8.mul(v128.and(i16x8.shr_u(q0, 8), m), sA)
         let w2 = i16x8.mul(v128.and(q1, m), sA)
         let w3 = i16x8.mul(v128.and(i16x8.shr_u(q1, 8), m), sA)
-        s0 = i32x4.add(s0, dotScaled(w0, w1, w2, w3, xk))
-        s1 = i32x4.add(s1, dotScaled(w0, w1, w2, w3, xk + xStride))
-        s2 = i32x4.add(s2, dotScaled(w0, w1, w2, w3, xk + 2 * xStride))
-        s3 = i32x4.add(s3, dotScaled(w0, w1, w2, w3, xk + 3 * xStride))
+        s0 = i32x4.add(s0, dotI16x32(w0, w1, w2, w3, xk))
+        s1 = i32x4.add(s1, dotI16x32(w0, w1, w2, w3, xk + xStride))
+        s2 = i32x4.add(s2, dotI16x32(w0, w1, w2, w3, xk + 2 * xStride))
+        s3 = i32x4.add(s3, dotI16x32(w0, w1, w2, w3, xk + 3 * xStride))
         // sub-block 2k + 1: the high nibbles
         sA = i8x16.swizzle(sc, i16x8.splat(<i16>(((k << 2) + 2) | (((k << 2) + 3) << 8))))
         w0 = i16x8.mul(v128.and(i16x8.shr_u(q0, 4), m), sA)
         w1 = i16x8.mul(i16x8.shr_u(q0, 12), sA)
         w2 = i16x8.mul(v128.and(i16x8.shr_u(q1, 4), m), sA)
         w3 = i16x8.mul(i16x8.shr_u(q1, 12), sA)
-        s0 = i32x4.add(s0, dotScaled(w0, w1, w2, w3, xk + 64))
-        s1 = i32x4.add(s1, dotScaled(w0, w1, w2, w3, xk + 64 + xStride))
-        s2 = i32x4.add(s2, dotScaled(w0, w1, w2, w3, xk + 64 + 2 * xStride))
-        s3 = i32x4.add(s3, dotScaled(w0, w1, w2, w3, xk + 64 + 3 * xStride))
+        s0 = i32x4.add(s0, dotI16x32(w0, w1, w2, w3, xk + 64))
+        s1 = i32x4.add(s1, dotI16x32(w0, w1, w2, w3, xk + 64 + xStride))
+        s2 = i32x4.add(s2, dotI16x32(w0, w1, w2, w3, xk + 64 + 2 * xStride))
+        s3 = i32x4.add(s3, dotI16x32(w0, w1, w2, w3, xk + 64 + 3 * xStride))
       }
       const dw = lutF16(lut, p)
       const dm = lutF16(lut, p + 2)
@@ -681,9 +675,6 @@ function q4KGroup (w: usize, xw: usize, xd: usize, xs: usize, out: usize, rows: 
 export function matmul_q4_K (w: usize, xw: usize, xd: usize, xs: usize, out: usize, rows: i32, cols: i32, T: i32, lut: usize, r0: i32, r1: i32): void {
   const nb = cols >> 8
   const rowBytes = <usize>nb * 144
-  const k1: u32 = 0x3f3f3f3f
-  const k2: u32 = 0x0f0f0f0f
-  const k3: u32 = 0x03030303
   let t = 0
   for (; t + GROUP <= T; t += GROUP) q4KGroup(w, xw, xd, xs, out, rows, cols, t, lut, r0, r1)
   for (; t < T; t++) {
@@ -699,13 +690,7 @@ export function matmul_q4_K (w: usize, xw: usize, xd: usize, xs: usize, out: usi
       let accD = f32x4.splat(0)
       let accM = f32x4.splat(0)
       for (; p < end; p += 144, xp += 512, dp += 4, sp += 16) {
-        const u0 = load<u32>(p, 4)
-        const u1 = load<u32>(p, 8)
-        const u2 = load<u32>(p, 12)
-        let sm = i32x4.splat(u0 & k1)
-        sm = i32x4.replace_lane(sm, 1, (u2 & k2) | (((u0 >> 6) & k3) << 4))
-        sm = i32x4.replace_lane(sm, 2, u1 & k1)
-        sm = i32x4.replace_lane(sm, 3, ((u2 >> 4) & k2) | (((u1 >> 6) & k3) << 4))
+        const sm = q4KScalesMins(p)
         const sc = i16x8.extend_low_i8x16_u(sm) // scales 0..7
         const lo = f32x4.convert_i32x4_u(i32x4.extend_low_i16x8_u(sc))
         const hi = f32x4.convert_i32x4_u(i32x4.extend_high_i16x8_u(sc))
