@@ -179,9 +179,11 @@ export async function handleInferenceStream (ctx: InferenceContext, stream: Stre
     }).catch(err => { ctx.log(`session ${id.slice(0, 8)}: pushed step failed: ${(err as Error).message}`) })
   }
 
-  /** a client step whose input is the push of step.prev: runs the push it names, or waits PUSH_WAIT_MS for it */
+  /**
+   * a client step (in order) whose input is the push of step.prev: runs the push it names, or waits PUSH_WAIT_MS for
+   * it
+   */
   const takePushed = async (step: StepMessage, T: number): Promise<void> => {
-    if (step.stepId <= lastStepId) throw new OutOfOrderError(`step ${step.stepId} after step ${lastStepId}`)
     if (step.position !== length) throw new OutOfOrderError(`step at position ${step.position}, but the cache holds ${length} tokens`)
     const held = inbox
     inbox = undefined
@@ -253,12 +255,12 @@ export async function handleInferenceStream (ctx: InferenceContext, stream: Stre
           awaiting = undefined
         }
         try {
+          if (step.stepId <= lastStepId) throw new OutOfOrderError(`step ${step.stepId} after step ${lastStepId}`)
           if (step.pushedTokens !== undefined) {
             stepsWithoutInput++
             await takePushed(step, T)
             return
           }
-          if (step.stepId <= lastStepId) throw new OutOfOrderError(`step ${step.stepId} after step ${lastStepId}`)
           await run(step.stepId, step.hidden!, step.position, step.startFrom)
         } catch (err) {
           // push-missing leaves the step to be sent again with its input

@@ -1,7 +1,7 @@
 /**
  * The push protocol on the receiving node: a one-way stream of PushMessages from the servers of previous spans.
- * Each is offered to its session, which runs it only if the client named the sender as that session's `prev` and
- * the step fits the cache exactly; anything else is dropped (the client's own copy of the step is still coming).
+ * Each is offered to its session, which runs it at once if the client named the sender as that session's `prev` and
+ * the step fits the cache exactly, and otherwise holds it until the client's step names it (see inference-handler).
  */
 import type { Connection, Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'

@@ -10,6 +10,8 @@ import { PUSH_PROTOCOL, type SwarmHost } from '@swarm/protocol'
 
 type Lp = ReturnType<typeof lpStream<Stream>>
 interface PushStream { stream: Stream, lp: Lp }
+/** a push stream being dialled (`ready`), and once it is open, its stream (`open`) */
+interface Entry { ready: Promise<PushStream>, open?: PushStream }
 
 /** most peers with an open push stream (a client names the peers, so this is bounded) */
 const MAX_PUSH_PEERS = 64
@@ -19,9 +21,7 @@ const DIAL_TIMEOUT_MS = 5_000
 const WRITE_TIMEOUT_MS = 5_000
 
 export class Pusher {
-  private readonly streams = new Map<string, Promise<PushStream>>()
-  /** the streams of `streams` that are open, for writes without a wait */
-  private readonly open = new Map<string, { lp: Lp, entry: Promise<PushStream> }>()
+  private readonly streams = new Map<string, Entry>()
   private readonly failedUntil = new Map<string, number>()
   private closed = false
 
@@ -42,19 +42,14 @@ export class Pusher {
       if (until > Date.now()) return false
       this.failedUntil.delete(peerId)
     }
-    const open = this.open.get(peerId)
-    if (open !== undefined) {
-      // the write's synchronous part (muxer frame, encryption, socket write) runs now, ahead of the step's result.
-      // Pushes of one session are a compute step apart, so they cannot overtake the writes queued below.
-      open.lp.write(frame, { signal: AbortSignal.timeout(WRITE_TIMEOUT_MS) }).catch(err => { this.fail(peerId, open.entry, err) })
-      return true
-    }
     const entry = this.streams.get(peerId) ?? this.dial(peerId)
     if (entry === undefined) return false
-    // writes to a stream being opened wait on its promise, in the order they were queued
-    entry
-      .then(async ({ lp }) => { await lp.write(frame, { signal: AbortSignal.timeout(WRITE_TIMEOUT_MS) }) })
-      .catch(err => { this.fail(peerId, entry, err) })
+    const write = async ({ lp }: PushStream): Promise<void> => { await lp.write(frame, { signal: AbortSignal.timeout(WRITE_TIMEOUT_MS) }) }
+    // on an open stream the write's synchronous part (muxer frame, encryption, socket write) runs now, ahead of the
+    // step's result; pushes of one session are a compute step apart, so they cannot overtake writes still queued on
+    // `ready`, which run in the order they were queued
+    const written = entry.open !== undefined ? write(entry.open) : entry.ready.then(write)
+    written.catch(err => { this.fail(peerId, entry, err) })
     return true
   }
 
@@ -62,45 +57,43 @@ export class Pusher {
     this.closed = true
     const entries = [...this.streams.values()]
     this.streams.clear()
-    this.open.clear()
     await Promise.all(entries.map(async entry => {
-      const opened = await entry.catch(() => undefined)
+      const opened = await entry.ready.catch(() => undefined)
       if (opened === undefined) return
       await opened.stream.close({ signal: AbortSignal.timeout(1000) }).catch(() => { opened.stream.abort(new Error('node stopping')) })
     }))
   }
 
   /** dials a push stream to `peerId` and keeps it for the next pushes; undefined when MAX_PUSH_PEERS are open */
-  private dial (peerId: string): Promise<PushStream> | undefined {
+  private dial (peerId: string): Entry | undefined {
     if (this.streams.size >= MAX_PUSH_PEERS) return undefined
-    const entry = (async () => {
+    const ready = (async () => {
       const stream = await this.host.dialProtocol(peerIdFromString(peerId), PUSH_PROTOCOL, { signal: AbortSignal.timeout(DIAL_TIMEOUT_MS) })
       return { stream, lp: lpStream(stream) }
     })()
+    const entry: Entry = { ready }
     this.streams.set(peerId, entry)
-    // runs before the writes queued on `entry`
-    entry.then(({ stream, lp }) => {
+    // runs before the writes queued on `ready`
+    ready.then(opened => {
       if (this.streams.get(peerId) !== entry) return
       // the receiver never writes; once it closes or resets the stream, the next push opens a new one
-      stream.addEventListener('close', () => { this.forget(peerId, entry) })
-      if (stream.status === 'open') this.open.set(peerId, { lp, entry })
+      opened.stream.addEventListener('close', () => { this.forget(peerId, entry) })
+      if (opened.stream.status === 'open') entry.open = opened
       else this.forget(peerId, entry)
     }, () => {})
     return entry
   }
 
-  private forget (peerId: string, entry: Promise<PushStream>): void {
-    if (this.streams.get(peerId) !== entry) return
-    this.streams.delete(peerId)
-    this.open.delete(peerId)
+  private forget (peerId: string, entry: Entry): void {
+    if (this.streams.get(peerId) === entry) this.streams.delete(peerId)
   }
 
-  private fail (peerId: string, entry: Promise<PushStream>, err: unknown): void {
+  private fail (peerId: string, entry: Entry, err: unknown): void {
     if (this.streams.get(peerId) !== entry) return
     this.forget(peerId, entry)
     if (this.failedUntil.size > 4 * MAX_PUSH_PEERS) this.failedUntil.clear()
     this.failedUntil.set(peerId, Date.now() + RETRY_AFTER_MS)
-    entry.then(({ stream }) => { stream.abort(err instanceof Error ? err : new Error(String(err))) }, () => {})
+    entry.ready.then(({ stream }) => { stream.abort(err instanceof Error ? err : new Error(String(err))) }, () => {})
     this.log(`push to ${peerId.slice(-8)} failed (${(err as Error).message}); the client forwards its steps for ${RETRY_AFTER_MS / 1000} s`)
   }
 }

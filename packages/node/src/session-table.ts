@@ -12,7 +12,7 @@ export interface ServedSession {
   reserved: number
   /** ends the session from outside (idle timeout, shutdown) */
   close: (reason: string) => void
-  /** offers the session a step pushed by peer `from` (it runs it, or drops it if it does not fit) */
+  /** offers the session a step pushed by peer `from` (it runs it, or holds it for the client's step to name) */
   push: (message: PushMessage, from: string) => void
 }
 

@@ -6,7 +6,7 @@ export const INFERENCE_PROTOCOL = '/swarm/inference/1.0.0'
 
 /**
  * Server-to-server push (Petals' rpc_push), one-way: a node sends the output of a small step straight to the server
- * of the next span, which runs it before the client's own copy of that input arrives (see PushMessage).
+ * of the next span, which runs it before the client's step for it arrives (see PushMessage).
  */
 export const PUSH_PROTOCOL = '/swarm/push/1.0.0'
 

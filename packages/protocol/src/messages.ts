@@ -51,13 +51,13 @@ export interface StepMessage {
   startFrom?: number
   /**
    * Server of the span after this one: when the step has at most MAX_PUSH_TOKENS tokens and no startFrom, the node
-   * also pushes its output there (PUSH_PROTOCOL), so that server can start before the client forwards it.
+   * also pushes its output there (PUSH_PROTOCOL), so that server can start before the client's step reaches it.
    */
   next?: string
   /**
-   * Server of the span before this one: the only peer whose push this session accepts, for its next step. A pushed
-   * step is answered on this stream as step lastStepId + 1; when the client's own copy of it arrives (same stepId,
-   * position and length), the node drops that copy without a second answer.
+   * Server of the span before this one: the only peer whose push this session runs ahead of the client, for its next
+   * step. A pushed step is answered on this stream as step lastStepId + 1; when the client's step for it arrives (same
+   * stepId, position and length, with its input or with pushedTokens), it gets no second answer.
    */
   prev?: string
 }
@@ -102,8 +102,9 @@ export type NodeMessage = OpenedMessage | ResultMessage | ErrorMessage
 
 /**
  * Node -> node: the output of a step of session `sessionId`, which is the input of the receiver's span at `position`.
- * No answer: the receiver runs it only when it comes from the session's `prev` peer and fits the session's cache
- * exactly; otherwise it drops it and the client's copy is run as usual.
+ * No answer: the receiver runs it at once when it comes from the session's `prev` peer and fits the session's cache
+ * exactly; otherwise it holds it (the latest one per session) until the client's step names its sender and position
+ * (StepMessage.pushedTokens); a held push the session has moved past never runs.
  */
 export interface PushMessage {
   type: 'push'
