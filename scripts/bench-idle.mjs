@@ -26,8 +26,18 @@ for (let i = 0; i < argv.length; i++) {
   else if (a === '--rounds') o.rounds = Number(v())
   else { console.error(`unknown argument ${a}`); process.exit(2) }
 }
+for (const [flag, value] of [['--blocks', o.blocks], ['--gap-ms', o.gapMs], ['--rounds', o.rounds]]) {
+  if (!Number.isInteger(value) || value < 1) { console.error(`${flag} takes an integer >= 1`); process.exit(2) }
+}
+// the first WARMUP_STEPS of each rhythm are not counted
+const WARMUP_STEPS = 10
+if (!Number.isInteger(o.steps) || o.steps < 2 * WARMUP_STEPS) { console.error(`--steps takes an integer >= ${2 * WARMUP_STEPS}`); process.exit(2) }
 
 const source = await openModel(o.model)
+if (o.blocks > source.config.nLayers) {
+  console.error(`--blocks ${o.blocks}: ${o.model} has ${source.config.nLayers} blocks`)
+  process.exit(2)
+}
 const selected = await selectBackend('auto', { threads: 1 })
 const range = { start: 0, end: o.blocks }
 const stack = await BlockStack.load(source, range, { ops: selected.ops, executor: selected.executor, threads: selected.threads })
@@ -57,8 +67,8 @@ for (let round = 0; round < o.rounds; round++) {
       times.push(performance.now() - t0)
     }
     cache.dispose()
-    all[name].push(...times.slice(10))
-    const s = stats(times.slice(10))
+    all[name].push(...times.slice(WARMUP_STEPS))
+    const s = stats(times.slice(WARMUP_STEPS))
     console.log(`round ${round + 1}  ${name.padEnd(13)}  step median ${s.median.toFixed(2)} ms  p90 ${s.p90.toFixed(2)} ms  mean ${s.mean.toFixed(2)} ms`)
   }
 }

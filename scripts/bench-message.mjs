@@ -31,6 +31,9 @@ for (let i = role === undefined ? 0 : 2; i < argv.length; i++) {
 }
 // without a gap the sender outruns the receiver and the figure measures its queue, not a message
 if (!o.gaps.every(g => Number.isFinite(g) && g >= 1)) { console.error('--gaps takes milliseconds >= 1'); process.exit(2) }
+if (!Number.isInteger(o.frames) || o.frames < 10) { console.error('--frames takes an integer >= 10'); process.exit(2) }
+// a frame carries its send time in its first 8 bytes; the receiver reads frames of up to 1 MiB
+if (!Number.isInteger(o.bytes) || o.bytes < 8 || o.bytes > 1 << 20) { console.error('--bytes takes an integer from 8 to 1048576'); process.exit(2) }
 
 const now = () => performance.timeOrigin + performance.now()
 const median = v => { const s = [...v].sort((a, b) => a - b); return s[s.length >> 1] }

@@ -35,6 +35,9 @@ for (let i = 0; i < argv.length; i++) {
   else { console.error(`unknown argument ${a}`); process.exit(2) }
 }
 if (!['on', 'off', 'both'].includes(o.push)) { console.error('--push takes on, off or both'); process.exit(2) }
+for (const [flag, value] of [['--threads', o.threads], ['--prompt-tokens', o.promptTokens], ['--gen-tokens', o.genTokens], ['--runs', o.runs]]) {
+  if (!Number.isInteger(value) || value < 1) { console.error(`${flag} takes an integer >= 1`); process.exit(2) }
+}
 const modes = o.push === 'both' ? ['on', 'off'] : [o.push]
 const modeArgs = mode => mode === 'off' ? ['--no-push'] : []
 
