@@ -233,10 +233,11 @@ export function matmul_f32 (w: usize, x: usize, out: usize, rows: i32, cols: i32
   let a1 = f32x4.splat(0)
   let i = 0
   for (; i + 8 <= n; i += 8) {
-    const h = v128.load(w + (<usize>i << 1))
+    // 4 halves loaded and sign-extended to int32 lanes in one instruction (pmovsxwd from memory)
+    const wo = w + (<usize>i << 1)
     const xo = x + (<usize>i << 2)
-    a0 = fmadd(f16x4ToF32(i32x4.extend_low_i16x8_s(h)), v128.load(xo), a0)
-    a1 = fmadd(f16x4ToF32(i32x4.extend_high_i16x8_s(h)), v128.load(xo, 16), a1)
+    a0 = fmadd(f16x4ToF32(v128.load16x4_s(wo)), v128.load(xo), a0)
+    a1 = fmadd(f16x4ToF32(v128.load16x4_s(wo, 8)), v128.load(xo, 16), a1)
   }
   let s = hsum(f32x4.add(a0, a1))
   for (; i < n; i++) s += f16ToF32(load<u16>(w + (<usize>i << 1))) * load<f32>(x + (<usize>i << 2))
@@ -260,9 +261,8 @@ export function matmul_f32 (w: usize, x: usize, out: usize, rows: i32, cols: i32
       let a3 = f32x4.splat(0)
       let i = 0
       for (; i + 8 <= n; i += 8) {
-        const h = v128.load(wr + (<usize>i << 1))
-        const lo = f16x4ToF32(i32x4.extend_low_i16x8_s(h))
-        const hi = f16x4ToF32(i32x4.extend_high_i16x8_s(h))
+        const lo = f16x4ToF32(v128.load16x4_s(wr + (<usize>i << 1)))
+        const hi = f16x4ToF32(v128.load16x4_s(wr + (<usize>i << 1), 8))
         const o = <usize>i << 2
         a0 = fmadd(hi, v128.load(x0 + o, 16), fmadd(lo, v128.load(x0 + o), a0))
         a1 = fmadd(hi, v128.load(x1 + o, 16), fmadd(lo, v128.load(x1 + o), a1))
@@ -475,12 +475,10 @@ export function widen_q8_0 (xq: usize, xd: usize, xw: usize, xs: usize, xb: usiz
           w2 = i16x8.sub(v128.and(i16x8.shr_u(v, 4), m), eight)
           w3 = i16x8.sub(i16x8.shr_u(v, 12), eight)
         } else {
-          const v0 = v128.load(wp, 2)
-          const v1 = v128.load(wp, 18)
-          w0 = i16x8.extend_low_i8x16_s(v0)
-          w1 = i16x8.extend_high_i8x16_s(v0)
-          w2 = i16x8.extend_low_i8x16_s(v1)
-          w3 = i16x8.extend_high_i8x16_s(v1)
+          w0 = v128.load8x8_s(wp, 2)
+          w1 = v128.load8x8_s(wp, 10)
+          w2 = v128.load8x8_s(wp, 18)
+          w3 = v128.load8x8_s(wp, 26)
         }
         const sc = f32x4.mul(f32x4.splat(lutF16(lut, wp)), v128.load(sp))
         a0 = fmadd(f32x4.convert_i32x4_s(dotI16x32(w0, w1, w2, w3, xp)), i32x4.shuffle(sc, sc, 0, 0, 0, 0), a0)
@@ -514,13 +512,11 @@ export function widen_q8_0 (xq: usize, xd: usize, xw: usize, xs: usize, xb: usiz
           const v = v128.load(wp, 2)
           s = i32x4.add(i32x4.add(dotLowNibbles(v, xp), dotHighNibbles(v, xp + 32)), v128.load(bp))
         } else {
-          // the high half of each 16 bytes via a 64-bit lane swap, which V8 lowers more cheaply than extend_high
-          const v0 = v128.load(wp, 2)
-          const v1 = v128.load(wp, 18)
-          const p0 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(v0), v128.load(xp))
-          const p1 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(i64x2.shuffle(v0, v0, 1, 0)), v128.load(xp, 16))
-          const p2 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(v1), v128.load(xp, 32))
-          const p3 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(i64x2.shuffle(v1, v1, 1, 0)), v128.load(xp, 48))
+          // each 8 quants loaded and sign-extended in one instruction (pmovsxbw from memory)
+          const p0 = i32x4.dot_i16x8_s(v128.load8x8_s(wp, 2), v128.load(xp))
+          const p1 = i32x4.dot_i16x8_s(v128.load8x8_s(wp, 10), v128.load(xp, 16))
+          const p2 = i32x4.dot_i16x8_s(v128.load8x8_s(wp, 18), v128.load(xp, 32))
+          const p3 = i32x4.dot_i16x8_s(v128.load8x8_s(wp, 26), v128.load(xp, 48))
           s = i32x4.add(i32x4.add(p0, p1), i32x4.add(p2, p3))
         }
         acc = fmadd(f32x4.convert_i32x4_s(s), f32x4.splat(lutF16(lut, wp) * load<f32>(sp)), acc)
