@@ -27,6 +27,16 @@ export interface Tensor {
 /** columns per tile of the 'col-tiles' layout */
 export const COL_TILE = 2048
 
+/**
+ * Where row r's part of the column tile that starts at column c0 (a multiple of COL_TILE) lies in a 'col-tiles'
+ * tensor of [rows, cols]: its first element (counted in elements, not bytes) and its length
+ */
+export function colTileSlice (rows: number, cols: number, r: number, c0: number): { offset: number, length: number } {
+  const length = Math.min(COL_TILE, cols - c0)
+  // the tiles before hold columns [0, c0) of every row
+  return { offset: rows * c0 + r * length, length }
+}
+
 /** Architectures we run. New ones land CPU-first in `models/`. */
 export type Architecture = 'llama' | 'mistral' | 'qwen2'
 

@@ -5,7 +5,7 @@
 import { dequantizeRow, rowBytes } from '../quant/index.js'
 import { defaultRegistry } from '../backend.js'
 import type { Ops } from '../backend-types.js'
-import { COL_TILE, type ModelConfig, type ModelSource } from '../types.js'
+import { COL_TILE, colTileSlice, type ModelConfig, type ModelSource } from '../types.js'
 import type { BlockExecutor, DeviceBlock } from './executor.js'
 import { KvCache } from './kv-cache.js'
 import { forwardBlocks, type BlockWeights } from './llama.js'
@@ -193,10 +193,9 @@ export class ModelHead {
       if (table.layout === 'col-tiles') {
         // a tied embedding the wasm backend holds in column tiles: the row is one slice per tile
         const eb = rowBytes(table.dtype, 1)
-        for (let c = 0, tile = 0; c < dim; c += COL_TILE) {
-          const n = Math.min(COL_TILE, dim - c)
-          dequantizeRow(table.dtype, table.data, tile + id * n * eb, n, out, t * dim + c)
-          tile += vocabSize * n * eb
+        for (let c = 0; c < dim; c += COL_TILE) {
+          const { offset, length } = colTileSlice(vocabSize, dim, id, c)
+          dequantizeRow(table.dtype, table.data, offset * eb, length, out, t * dim + c)
         }
       } else {
         dequantizeRow(table.dtype, table.data, id * bytesPerRow, dim, out, t * dim)

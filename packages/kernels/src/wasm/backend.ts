@@ -5,9 +5,9 @@
  * the weights at decode). Ops follow the CPU reference in ops/reference.ts; the conformance suite checks them.
  */
 import type { Backend, OpDesc, OpName } from '../backend-types.js'
-import { F16_TO_F32, prepareActivation, tensorBytes } from '../quant/index.js'
+import { F16_TO_F32, prepareActivation, rowBytes, tensorBytes } from '../quant/index.js'
 import type { PreparedQ8KActivation } from '../quant/index.js'
-import { COL_TILE, type DType, type RopeStyle, type Tensor } from '../types.js'
+import { COL_TILE, colTileSlice, type DType, type RopeStyle, type Tensor } from '../types.js'
 import { ThreadPool } from './pool.js'
 import './webassembly-types.js'
 
@@ -175,12 +175,11 @@ class WasmBackendImpl implements WasmBackend {
     // x in L1 while the weights stream past contiguously. A weight another wasm backend already tiled is copied as is.
     const tiled = (w.dtype === 'f32' || w.dtype === 'f16') && w.shape.length === 2 && cols > COL_TILE
     if (tiled && w.layout !== 'col-tiles') {
-      const eb = w.dtype === 'f32' ? 4 : 2
-      let dst = ptr
+      const eb = rowBytes(w.dtype, 1)
       for (let c = 0; c < cols; c += COL_TILE) {
-        const tileCols = Math.min(COL_TILE, cols - c)
-        for (let r = 0; r < rows; r++, dst += tileCols * eb) {
-          this.u8.set(w.data.subarray((r * cols + c) * eb, (r * cols + c + tileCols) * eb), dst)
+        for (let r = 0; r < rows; r++) {
+          const { offset, length } = colTileSlice(rows, cols, r, c)
+          this.u8.set(w.data.subarray((r * cols + c) * eb, (r * cols + c + length) * eb), ptr + offset * eb)
         }
       }
     } else {
