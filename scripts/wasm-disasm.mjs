@@ -31,8 +31,10 @@ for (let i = role === 'run' ? 1 : 0; i < argv.length; i++) {
 for (const [flag, value] of [['--rows', o.rows], ['--cols', o.cols], ['--T', o.T]]) {
   if (!Number.isInteger(value) || value < 1) { console.error(`${flag} takes an integer >= 1`); process.exit(2) }
 }
-const { DTYPES, quantize, createWasmBackend } = await import(join(root, 'packages/kernels/dist/index.js'))
+const { DTYPES, dtypeInfo, quantize, createWasmBackend } = await import(join(root, 'packages/kernels/dist/index.js'))
 if (!DTYPES.includes(o.dtype)) { console.error(`--dtype takes one of ${DTYPES.join(', ')}`); process.exit(2) }
+const { blockSize } = dtypeInfo(o.dtype)
+if (o.cols % blockSize !== 0) { console.error(`--cols takes a multiple of ${blockSize} for ${o.dtype}`); process.exit(2) }
 const fn = o.fn ?? `matmul_${o.dtype}`
 
 if (role === 'run') {
