@@ -5,7 +5,7 @@
  * a range mid-span), replays the history into the replacements to rebuild their KV caches, and continues the
  * step. Spans that did not fail keep their sessions and caches.
  */
-import { newSessionId, type SwarmHost, type WireDtype } from '@swarm/protocol'
+import { newSessionId, trace, type SwarmHost, type WireDtype } from '@swarm/protocol'
 import { ClosedError, MissingBlocksError, RetriesExhaustedError, SpanFailedError } from './errors.js'
 import type { ModelView } from './model-view.js'
 import { SpanSession } from './span-session.js'
@@ -109,6 +109,7 @@ export class InferenceSession {
     if (this.length + T > this.maxLength) throw new RangeError(`step would grow the session to ${this.length + T} tokens, maxLength is ${this.maxLength}`)
     const signal = anySignal(this.options.signal, options.signal)
     const position = this.length
+    trace('client-step', this.spans[0]?.sessionId ?? '-', position)
     const push = this.options.serverToServer !== false
     let x = hidden
     // the server of the previous span pushed x to this span's server (it was named as `next` and said so)
@@ -134,6 +135,7 @@ export class InferenceSession {
       }
     }
     this.length = position + T
+    trace('client-done', this.spans[0]?.sessionId ?? '-', position)
     return x
   }
 

@@ -4,7 +4,7 @@ import type { Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import {
   decodeTensor, encodeClientMessage, encodeTensor, errorFromWire, INFERENCE_PROTOCOL, MAX_FRAME_BYTES,
-  parseNodeMessage, PushMissingError, type SwarmHost, type WireDtype
+  parseNodeMessage, PushMissingError, trace, type SwarmHost, type WireDtype
 } from '@swarm/protocol'
 import { SpanFailedError } from './errors.js'
 
@@ -27,6 +27,7 @@ export class SpanSession {
   readonly peerId: string
   readonly start: number
   readonly end: number
+  readonly sessionId: string
   private readonly stream: Stream
   private readonly lp: ReturnType<typeof lpStream<Stream>>
   private readonly wireDtype: WireDtype
@@ -39,6 +40,7 @@ export class SpanSession {
     this.peerId = peerId
     this.start = options.start
     this.end = options.end
+    this.sessionId = options.sessionId
     this.stream = stream
     this.wireDtype = options.wireDtype
     // a result is never larger than the session's longest step, so a server cannot make us buffer more
@@ -89,6 +91,7 @@ export class SpanSession {
     const message = { type: 'step' as const, stepId, position, startFrom: options.startFrom, next: options.next, prev: options.prev }
     const light = options.pushedInput === true && this.takesPushedInput && options.prev !== undefined && options.startFrom === undefined
     try {
+      trace(`send@${this.start}`, this.sessionId, position)
       await this.lp.write(encodeClientMessage(light ? { ...message, pushedTokens: T } : { ...message, hidden: encodeTensor(hidden, [T, dim], this.wireDtype) }), { signal })
       let reply = parseNodeMessage((await this.lp.read({ signal })).subarray())
       if (light && reply.type === 'error' && reply.code === PushMissingError.code && reply.stepId === stepId) {
@@ -96,6 +99,7 @@ export class SpanSession {
         await this.lp.write(encodeClientMessage({ ...message, hidden: encodeTensor(hidden, [T, dim], this.wireDtype) }), { signal })
         reply = parseNodeMessage((await this.lp.read({ signal })).subarray())
       }
+      trace(`recv@${this.start}`, this.sessionId, position)
       if (reply.type === 'error') throw errorFromWire(reply)
       if (reply.type !== 'result' || reply.stepId !== stepId) throw new Error(`unexpected ${reply.type} answer to step ${stepId}`)
       const out = decodeTensor(reply.hidden)

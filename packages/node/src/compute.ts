@@ -1,6 +1,15 @@
-/** The networking thread's handle on the compute thread (compute-worker.ts). */
-import { Worker } from 'node:worker_threads'
-import type { BackendChoice } from '@swarm/kernels'
+/**
+ * What a node computes: its loaded blocks and every session's KV cache, and the open / step / close requests on them,
+ * one request at a time in arrival order.
+ *
+ * The blocks run on the networking thread. A step on the host ops (WebAssembly, CPU reference) runs in pieces of
+ * about PIECE_MS (a chunk of its tokens through one block, BlockStack.forwardInPieces) and hands the event loop back
+ * whenever YIELD_EVERY_MS have passed, so a long prefill never keeps the node from answering pings, info requests and
+ * other sessions' frames for much longer than a piece, while a decode step of a few blocks runs in one go. A step on
+ * a block executor (WebGPU) is asynchronous anyway. Compared with a separate compute thread this saves two thread
+ * wake-ups per step on the route's critical path (the hand-off of the input and of the result) and a second V8 isolate.
+ */
+import { BlockStack, openModel, selectBackend, type BackendChoice, type KvCache } from '@swarm/kernels'
 
 export interface ComputeInit {
   modelPath: string
@@ -11,22 +20,17 @@ export interface ComputeInit {
 }
 
 export type ComputeRequest =
-  | { op: 'open', id: number, session: string, blocks: [number, number], maxLength: number }
-  | { op: 'step', id: number, session: string, blocks: [number, number], hidden: Float32Array, T: number, startFrom?: number }
-  | { op: 'close', id: number, session: string }
-
-export interface ComputeReply {
-  id: number
-  ready?: boolean
-  error?: string
-  hidden?: Float32Array
-  computeMs?: number
-}
-
-type RequestBody =
   | { op: 'open', session: string, blocks: [number, number], maxLength: number }
   | { op: 'step', session: string, blocks: [number, number], hidden: Float32Array, T: number, startFrom?: number }
   | { op: 'close', session: string }
+
+export interface ComputeReply {
+  hidden?: Float32Array
+  computeMs?: number
+  /** trace clock (process.hrtime.bigint()) when the step started and ended */
+  startedAt?: bigint
+  endedAt?: bigint
+}
 
 export class ComputeError extends Error {
   constructor (message: string) {
@@ -35,62 +39,105 @@ export class ComputeError extends Error {
   }
 }
 
-/** Runs the blocks in a worker thread; every call resolves with the worker's reply or rejects with its error. */
+/** a piece of a step aims at this long, ms */
+const PIECE_MS = 20
+/** a step hands the event loop back at least this often, ms (give or take a piece) */
+const YIELD_EVERY_MS = 20
+
 export class Compute {
-  private readonly worker: Worker
-  private readonly pending = new Map<number, { resolve: (reply: ComputeReply) => void, reject: (err: Error) => void }>()
-  private nextId = 1
-  private exited: Error | undefined
-  /** busy time of the compute thread since start, ms (for the load figure) */
+  /** busy time computing since start, ms (for the load figure) */
   busyMs = 0
+  private readonly caches = new Map<string, KvCache>()
+  private queue: Promise<unknown> = Promise.resolve()
+  /** measured ms of one token through one block, which sizes the pieces of a step */
+  private tokenBlockMs: number | undefined
 
-  private constructor (worker: Worker) {
-    this.worker = worker
-    worker.on('message', (reply: ComputeReply) => {
-      const entry = this.pending.get(reply.id)
-      if (entry === undefined) return
-      this.pending.delete(reply.id)
-      if (reply.computeMs !== undefined) this.busyMs += reply.computeMs
-      if (reply.error !== undefined) entry.reject(new ComputeError(reply.error))
-      else entry.resolve(reply)
-    })
-    const fail = (err: Error): void => {
-      this.exited = err
-      for (const entry of this.pending.values()) entry.reject(err)
-      this.pending.clear()
-    }
-    worker.on('error', err => { fail(new ComputeError(`compute thread failed: ${err.message}`)) })
-    worker.on('exit', code => { fail(new ComputeError(`compute thread exited with code ${code}`)) })
-  }
+  private constructor (private readonly stack: BlockStack) {}
 
-  /** starts the worker and waits until it has loaded the blocks */
+  /** loads blocks [init.blocks) of the model; a failure is a ComputeError */
   static async start (init: ComputeInit): Promise<Compute> {
-    const worker = new Worker(new URL('./compute-worker.js', import.meta.url), { workerData: init })
-    await new Promise<void>((resolve, reject) => {
-      const onMessage = (reply: ComputeReply): void => {
-        worker.off('exit', onExit)
-        if (reply.ready === true) resolve()
-        else reject(new ComputeError(reply.error ?? 'compute thread failed to start'))
-        worker.off('message', onMessage)
+    try {
+      const source = await openModel(init.modelPath)
+      try {
+        // default 'auto': the WebAssembly SIMD kernels where they support the op and dtype, the CPU reference
+        // elsewhere (the same choice as `swarm generate --local`, so a swarm computes what a local run computes)
+        const selected = await selectBackend(init.backend ?? 'auto', { threads: init.threads })
+        const options = { ops: selected.ops, executor: selected.executor, threads: selected.threads }
+        return new Compute(await BlockStack.load(source, { start: init.blocks[0], end: init.blocks[1] }, options))
+      } finally {
+        await source.close()
       }
-      const onExit = (code: number): void => { reject(new ComputeError(`compute thread exited with code ${code} while loading`)) }
-      worker.on('message', onMessage)
-      worker.once('exit', onExit)
-    })
-    return new Compute(worker)
+    } catch (err) {
+      throw new ComputeError((err as Error).message)
+    }
   }
 
-  async call (body: RequestBody): Promise<ComputeReply> {
-    if (this.exited !== undefined) throw this.exited
-    const id = this.nextId++
-    const transfer = body.op === 'step' ? [body.hidden.buffer as ArrayBuffer] : []
-    return await new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject })
-      this.worker.postMessage({ ...body, id }, transfer)
-    })
+  /** runs `request` after the requests before it; resolves with its reply or rejects with a ComputeError */
+  async call (request: ComputeRequest): Promise<ComputeReply> {
+    const run = this.queue.then(async () => await this.handle(request))
+    this.queue = run.catch(() => {})
+    try {
+      return await run
+    } catch (err) {
+      throw err instanceof ComputeError ? err : new ComputeError((err as Error).message)
+    }
   }
 
+  /** waits for the request running, if any; the blocks and caches go with this object */
   async stop (): Promise<void> {
-    await this.worker.terminate()
+    await this.queue
+    for (const cache of this.caches.values()) cache.dispose()
+    this.caches.clear()
+  }
+
+  private async handle (request: ComputeRequest): Promise<ComputeReply> {
+    switch (request.op) {
+      case 'open': {
+        this.caches.set(request.session, this.stack.createCache(request.maxLength, { start: request.blocks[0], end: request.blocks[1] }))
+        return {}
+      }
+      case 'step': {
+        const cache = this.caches.get(request.session)
+        if (cache === undefined) throw new ComputeError(`no cache for session ${request.session}`)
+        if (request.startFrom !== undefined) cache.truncate(request.startFrom)
+        const startedAt = process.hrtime.bigint()
+        const started = performance.now()
+        const range = { start: request.blocks[0], end: request.blocks[1] }
+        const hidden = this.stack.executor !== undefined
+          ? await this.stack.forwardAsync(cache, request.hidden, request.T, range)
+          : await this.forwardYielding(cache, request.hidden, request.T, range)
+        const computeMs = performance.now() - started
+        this.busyMs += computeMs
+        return { hidden, computeMs, startedAt, endedAt: process.hrtime.bigint() }
+      }
+      case 'close': {
+        this.caches.get(request.session)?.dispose()
+        this.caches.delete(request.session)
+        return {}
+      }
+    }
+  }
+
+  /** a step on the host ops in pieces of about PIECE_MS, handing the event loop back every YIELD_EVERY_MS */
+  private async forwardYielding (cache: KvCache, hidden: Float32Array, T: number, range: { start: number, end: number }): Promise<Float32Array> {
+    const chunkTokens = (): number => {
+      if (this.tokenBlockMs === undefined) return 4
+      const n = Math.floor(PIECE_MS / this.tokenBlockMs)
+      // whole groups of 4 tokens where a piece holds several (the matmul kernels take tokens 4 at a time)
+      return n >= 8 ? n - n % 4 : Math.max(1, n)
+    }
+    const pieces = this.stack.forwardInPieces(cache, hidden, T, range, chunkTokens)
+    let lastYield = performance.now()
+    for (;;) {
+      const started = performance.now()
+      const piece = pieces.next()
+      if (piece.done === true) return piece.value
+      const now = performance.now()
+      this.tokenBlockMs = Math.max(1e-3, (now - started) / piece.value)
+      if (now - lastYield >= YIELD_EVERY_MS) {
+        await new Promise(resolve => setImmediate(resolve))
+        lastYield = performance.now()
+      }
+    }
   }
 }

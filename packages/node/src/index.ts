@@ -1,6 +1,6 @@
 /**
- * @swarm/node: serving transformer blocks to the swarm. So far: inspecting which tensors (and bytes) a node
- * serving a block range loads. Serving and the DHT come later.
+ * @swarm/node: serving transformer blocks to the swarm (`swarm-node serve`, `swarm-node dht`; the CLI is cli.ts). The
+ * library surface is the block-range helpers: which tensors (and bytes) a node serving a block range loads.
  *
  * @example
  * ```ts

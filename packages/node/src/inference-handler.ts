@@ -7,7 +7,7 @@ import { lpStream } from '@libp2p/utils'
 import {
   BlocksNotServedError, decodeTensor, encodeNodeMessage, encodePushMessage, encodeTensor, errorMessage, FrameTooLargeError,
   InvalidTensorError, MalformedMessageError, MAX_FRAME_BYTES, MAX_PUSH_TOKENS, OutOfOrderError, parseClientMessage,
-  PUSH_WAIT_MS, PushMissingError, TimeoutError, TooLongError, WrongModelError, type OpenMessage, type PushMessage,
+  PUSH_WAIT_MS, PushMissingError, TimeoutError, trace, TooLongError, WrongModelError, type OpenMessage, type PushMessage,
   type StepMessage, type WireDtype, type WireTensor
 } from '@swarm/protocol'
 import { ComputeError, type Compute } from './compute.js'
@@ -124,17 +124,21 @@ export async function handleInferenceStream (ctx: InferenceContext, stream: Stre
     if (start + T > open.maxLength) throw new TooLongError(`step would grow the session to ${start + T} tokens, maxLength is ${open.maxLength}`)
     const input = decodeTensor(hidden)
     const reply = await ctx.compute.call({ op: 'step', session: id, blocks, hidden: input.data, T, startFrom })
+    trace(`compute-start@${blocks[0]}`, id, start, reply.startedAt)
+    trace(`compute-end@${blocks[0]}`, id, start, reply.endedAt)
     length = start + T
     lastStepId = stepId
     const out = encodeTensor(reply.hidden!, shape, open.dtype ?? hidden.dtype)
     let pushedOut = false
     if (next !== undefined && ctx.pusher !== undefined && startFrom === undefined && T <= MAX_PUSH_TOKENS) {
       pushedOut = ctx.pusher.push(next, encodePushMessage({ type: 'push', sessionId: id, position: start, hidden: out }))
+      trace(`push-sent@${blocks[0]}`, id, start)
       // the next server's compute is what the client waits for: the push leaves (its socket is uncorked at the end
       // of this tick) before the result is encoded and sent
       if (pushedOut) await new Promise(resolve => setImmediate(resolve))
     }
     await send(lp, pushedOut ? { type: 'result', stepId, hidden: out, pushed: true } : { type: 'result', stepId, hidden: out })
+    trace(`result-sent@${blocks[0]}`, id, start)
   }
 
   /** runs a step from a push and answers it as `stepId`; true when it ran (or its compute failed, which is its answer) */
@@ -230,6 +234,7 @@ export async function handleInferenceStream (ctx: InferenceContext, stream: Stre
         if (message.type === 'close') break
         if (message.type === 'open') throw new MalformedMessageError('this stream already has an open session')
         step = message
+        trace(`frame@${blocks[0]}`, id, step.position)
       } catch (err) {
         await exclusive(async () => { await send(lp, errorMessage(err)) })
         continue

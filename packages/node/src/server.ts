@@ -1,5 +1,5 @@
 /**
- * `swarm-node serve` as a library: loads blocks [start, end) of a model into a compute thread, joins the swarm,
+ * `swarm-node serve` as a library: loads blocks [start, end) of a model (compute.ts), joins the swarm,
  * announces a signed record on the DHT (refreshed well before it expires), and serves inference sessions.
  */
 import { generateKeyPair } from '@libp2p/crypto/keys'
@@ -84,7 +84,6 @@ export async function startServer (options: ServerOptions): Promise<SwarmServer>
   const cacheTokens = options.cacheTokens ?? DEFAULT_CACHE_TOKENS
   const table = new SessionTable(cacheTokens * nBlocks, maxSessions, nBlocks)
 
-  // the compute thread's process.env is a copy: the Vulkan loader reads the real environment, set here
   if (options.backend === 'webgpu') useLocalLavapipe()
   const compute = await Compute.start({ modelPath: options.modelPath, blocks: [start, end], threads: options.threads, backend: options.backend })
   let host: SwarmHost | undefined

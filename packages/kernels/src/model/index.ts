@@ -8,7 +8,7 @@ import type { Ops } from '../backend-types.js'
 import { COL_TILE, colTileSlice, type ModelConfig, type ModelSource } from '../types.js'
 import type { BlockExecutor, DeviceBlock } from './executor.js'
 import { KvCache } from './kv-cache.js'
-import { forwardBlocks, type BlockWeights } from './llama.js'
+import { createRunState, forwardBlock, forwardBlocks, type BlockWeights } from './llama.js'
 import { ropeInverseFrequencies } from './rope-frequencies.js'
 import {
   loadBlockWeights, loadHeadWeights, loadRopeFreqFactors, prepareBlockWeights, prepareHeadWeights, type HeadWeights
@@ -106,6 +106,47 @@ export class BlockStack {
     const blocks = this.blocks.slice(range.start - this.start, range.end - this.start)
     forwardBlocks(this.ops, this.config, blocks, cache, x, T, this.invFreqs)
     return x
+  }
+
+  /**
+   * `forward` in pieces, for a caller that must not be blocked for a whole step (a node's networking thread): the
+   * step's tokens go through in chunks of `chunkTokens` (the last one shorter), each chunk through every block in turn,
+   * and the generator yields after each block of each chunk, reporting the tokens of that chunk. Its return value is
+   * the output of `forward` (the same values: every token meets the same weights, cache entries and kernels). The cache
+   * advances chunk by chunk; if the caller stops early, or a block throws, the cache is back where the step began.
+   */
+  * forwardInPieces (cache: KvCache, hidden: Float32Array, T: number, range: { start: number, end: number } = this,
+    chunkTokens: () => number = () => T): Generator<number, Float32Array, void> {
+    if (this.executor !== undefined) {
+      throw new AsyncExecutorError(`these blocks run on ${this.executor.name}, which is asynchronous: call forwardAsync`)
+    }
+    this.checkCache(cache, range)
+    const dim = this.config.dim
+    if (hidden.length !== T * dim) throw new Error(`hidden states hold ${hidden.length} values, expected ${T} x ${dim}`)
+    const begin = cache.length
+    if (begin + T > cache.maxLength) {
+      throw new Error(`sequence of ${begin + T} tokens exceeds the session's maximum length ${cache.maxLength}`)
+    }
+    const x = Float32Array.from(hidden)
+    const blocks = this.blocks.slice(range.start - this.start, range.end - this.start)
+    let done = false
+    try {
+      for (let t0 = 0; t0 < T;) {
+        const n = Math.max(1, Math.min(T - t0, Math.floor(chunkTokens())))
+        const xs = x.subarray(t0 * dim, (t0 + n) * dim)
+        const s = createRunState(this.config, n)
+        for (let i = 0; i < blocks.length; i++) {
+          forwardBlock(this.ops, this.config, blocks[i], s, xs, cache.keys[i], cache.values[i], begin + t0, this.invFreqs)
+          yield n
+        }
+        t0 += n
+        cache.length = begin + t0
+      }
+      done = true
+      return x
+    } finally {
+      if (!done) cache.length = begin
+    }
   }
 
   /**

@@ -1,0 +1,109 @@
+/**
+ * A node computes on its networking thread (packages/node/src/compute.ts), in pieces, handing the event loop back
+ * between them: while a long prefill runs it must go on answering other peers. A real `swarm-node serve` process
+ * gets one prefill step that takes hundreds of milliseconds (512 tokens through four blocks of dim 1024, one thread);
+ * a second peer sends info pings one after another (a stream each) until the step's result comes. A node that held its thread for
+ * the whole step would answer none of them before the result.
+ */
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { PRESETS, randomWeights, syntheticVocab, writeGgufModel, type ModelConfig } from '@swarm/kernels'
+import {
+  createSwarmHost, decodeTensor, encodeClientMessage, encodeInfoRequest, encodeTensor, INFERENCE_PROTOCOL, INFO_PROTOCOL,
+  newSessionId, parseInfoResponse, parseNodeMessage, type SwarmHost
+} from '@swarm/protocol'
+import { ensureBuilt } from './harness/processes.js'
+import { setup, type SwarmHarness } from './harness/swarm.js'
+import { lpStream, multiaddr, peerIdFromString } from './harness/libp2p.js'
+
+const config: ModelConfig = {
+  ...PRESETS.tiny,
+  vocabSize: PRESETS.tiny.vocabSize,
+  name: 'mid',
+  dim: 1024,
+  ffnDim: 2816,
+  nLayers: 4,
+  nHeads: 16,
+  nKvHeads: 4,
+  headDim: 64,
+  contextLength: 1024
+}
+const T = 512
+
+let dir: string
+let harness: SwarmHarness
+let client: SwarmHost
+let pinger: SwarmHost
+
+beforeAll(async () => {
+  await ensureBuilt()
+  dir = await mkdtemp(join(tmpdir(), 'swarm-responsive-'))
+  const model = join(dir, 'mid.gguf')
+  await writeGgufModel(model, config, randomWeights(config, 5), { dtype: 'q8_0', vocab: syntheticVocab() })
+  harness = await setup({ model, nodes: [{ blocks: [0, config.nLayers] }] })
+  client = await createSwarmHost({ dhtClient: true })
+  pinger = await createSwarmHost({ dhtClient: true })
+  for (const host of [client, pinger]) await host.dial(multiaddr(harness.nodes[0].ready.addrs[0]), { signal: AbortSignal.timeout(10_000) })
+}, 120_000)
+
+afterAll(async () => {
+  await client?.stop()
+  await pinger?.stop()
+  await harness?.cleanup()
+  if (dir !== undefined) await rm(dir, { recursive: true, force: true })
+})
+
+describe('a node computing a long step', () => {
+  it('answers info pings from another peer before the step is done', async () => {
+    const node = peerIdFromString(harness.nodes[0].ready.peerId)
+    const info = parseInfoResponse
+    const stream = await client.dialProtocol(node, INFERENCE_PROTOCOL, { signal: AbortSignal.timeout(10_000) })
+    const lp = lpStream(stream, { maxDataLength: 64 << 20 })
+    const sessionId = newSessionId()
+    const modelId = await (async () => {
+      const s = await pinger.dialProtocol(node, INFO_PROTOCOL, { signal: AbortSignal.timeout(10_000) })
+      const l = lpStream(s)
+      await l.write(encodeInfoRequest({ type: 'info-request' }))
+      const reply = info((await l.read({ signal: AbortSignal.timeout(10_000) })).subarray())
+      await s.close()
+      if (reply.type !== 'info') throw new Error(`unexpected ${reply.type}`)
+      return reply.modelId
+    })()
+    await lp.write(encodeClientMessage({ type: 'open', sessionId, modelId, blocks: [0, config.nLayers], maxLength: T + 8 }))
+    expect(parseNodeMessage((await lp.read({ signal: AbortSignal.timeout(10_000) })).subarray()).type).toBe('opened')
+
+    const hidden = Float32Array.from({ length: T * config.dim }, (_, i) => Math.sin(i * 0.37) * 0.5)
+    await lp.write(encodeClientMessage({ type: 'step', stepId: 0, position: 0, hidden: encodeTensor(hidden, [T, config.dim], 'f32') }))
+    let done = false
+    const result = (async () => {
+      const reply = parseNodeMessage((await lp.read({ signal: AbortSignal.timeout(120_000) })).subarray())
+      done = true
+      return reply
+    })()
+
+    // pings one after another (one stream each, as clients measure RTTs), until the result is in
+    let answeredBefore = 0
+    for (let nonce = 1; !done; nonce++) {
+      const s = await pinger.dialProtocol(node, INFO_PROTOCOL, { signal: AbortSignal.timeout(10_000) })
+      const l = lpStream(s)
+      await l.write(encodeInfoRequest({ type: 'ping', nonce }))
+      const pong = info((await l.read({ signal: AbortSignal.timeout(10_000) })).subarray())
+      expect(pong).toMatchObject({ type: 'pong', nonce })
+      if (!done) answeredBefore++
+      await s.close().catch(() => {})
+    }
+
+    const reply = await result
+    expect(reply.type).toBe('result')
+    if (reply.type !== 'result') return
+    const out = decodeTensor(reply.hidden)
+    expect(out.shape).toEqual([T, config.dim])
+    expect(out.data.every(Number.isFinite)).toBe(true)
+    // a node that held its thread for the whole step answers only the pings that come while the step uploads (2 here)
+    expect(answeredBefore).toBeGreaterThanOrEqual(6)
+    await lp.write(encodeClientMessage({ type: 'close' }))
+    await stream.close()
+  }, 180_000)
+})
