@@ -51,6 +51,8 @@ export class Compute {
   private queue: Promise<unknown> = Promise.resolve()
   /** measured ms of one token through one block, which sizes the pieces of a step */
   private tokenBlockMs: number | undefined
+  /** stop() was called: a step in pieces ends at its next piece, later requests fail */
+  private stopped = false
 
   private constructor (private readonly stack: BlockStack) {}
 
@@ -83,14 +85,16 @@ export class Compute {
     }
   }
 
-  /** waits for the request running, if any; the blocks and caches go with this object */
+  /** ends a step running in pieces at its next piece and fails the requests after it; the caches are freed */
   async stop (): Promise<void> {
+    this.stopped = true
     await this.queue
     for (const cache of this.caches.values()) cache.dispose()
     this.caches.clear()
   }
 
   private async handle (request: ComputeRequest): Promise<ComputeReply> {
+    if (this.stopped) throw new ComputeError('the node is stopping')
     switch (request.op) {
       case 'open': {
         this.caches.set(request.session, this.stack.createCache(request.maxLength, { start: request.blocks[0], end: request.blocks[1] }))
@@ -137,6 +141,11 @@ export class Compute {
       if (now - lastYield >= YIELD_EVERY_MS) {
         await new Promise(resolve => setImmediate(resolve))
         lastYield = performance.now()
+        if (this.stopped) {
+          // the cache goes back to where the step began
+          pieces.return(new Float32Array(0))
+          throw new ComputeError('the node is stopping')
+        }
       }
     }
   }
