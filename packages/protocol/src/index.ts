@@ -54,7 +54,7 @@ export {
   recordSelectors
 } from './record.js'
 export { type WeightsManifestEntry, type ModelIdentity, computeModelId, modelCid, canonicalJson } from './model-id.js'
-export { tracing, trace, traceNow } from './trace.js'
+export { trace } from './trace.js'
 export {
   type SwarmHost, type SwarmHostOptions, type SwarmServices, DEFAULT_PING_INTERVAL_MS, createSwarmHost, dialBootstrap,
   stopHost, BootstrapError, parseSwarmKey

@@ -8,18 +8,12 @@
 import { appendFileSync } from 'node:fs'
 
 const prefix = process.env.SWARM_TRACE
-/** true when SWARM_TRACE is set: callers may skip work that only feeds trace() */
-export const tracing = prefix !== undefined && prefix !== ''
+const tracing = prefix !== undefined && prefix !== ''
 /** at most this many events are kept (a long-running node must not grow without bound) */
 const MAX_EVENTS = 1_000_000
 const events: string[] = []
 
-/** the current time on the trace clock, ns */
-export function traceNow (): bigint {
-  return process.hrtime.bigint()
-}
-
-/** records `event` for `session` at token `position`, now or at `at` (a traceNow() value) */
+/** records `event` for `session` at token `position`, now or at `at` (a process.hrtime.bigint() value) */
 export function trace (event: string, session: string, position: number, at?: bigint): void {
   if (!tracing || events.length >= MAX_EVENTS) return
   events.push(`${at ?? process.hrtime.bigint()} ${event} ${session.slice(0, 8)} ${position}`)
