@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { PRESETS, randomWeights, syntheticVocab, writeGgufModel, type ModelConfig } from '@swarm/kernels'
+import { PRESETS, randomWeights, syntheticVocab, writeGgufModel } from '@swarm/kernels'
 import {
   createSwarmHost, decodeTensor, encodeClientMessage, encodeInfoRequest, encodeTensor, INFERENCE_PROTOCOL, INFO_PROTOCOL,
   newSessionId, parseInfoResponse, parseNodeMessage, type SwarmHost
@@ -18,18 +18,7 @@ import { ensureBuilt } from './harness/processes.js'
 import { setup, type SwarmHarness } from './harness/swarm.js'
 import { lpStream, multiaddr, peerIdFromString } from './harness/libp2p.js'
 
-const config: ModelConfig = {
-  ...PRESETS.tiny,
-  vocabSize: PRESETS.tiny.vocabSize,
-  name: 'mid',
-  dim: 1024,
-  ffnDim: 2816,
-  nLayers: 4,
-  nHeads: 16,
-  nKvHeads: 4,
-  headDim: 64,
-  contextLength: 1024
-}
+const config = PRESETS.mid
 const T = 512
 
 let dir: string

@@ -7,21 +7,10 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { BlockStack, openModel, PRESETS, randomWeights, selectBackend, syntheticVocab, writeGgufModel, type ModelConfig } from '@swarm/kernels'
+import { BlockStack, openModel, PRESETS, randomWeights, selectBackend, syntheticVocab, writeGgufModel } from '@swarm/kernels'
 import { Compute, ComputeError } from './compute.js'
 
-const config: ModelConfig = {
-  ...PRESETS.tiny,
-  vocabSize: PRESETS.tiny.vocabSize,
-  name: 'mid',
-  dim: 1024,
-  ffnDim: 2816,
-  nLayers: 4,
-  nHeads: 16,
-  nKvHeads: 4,
-  headDim: 64,
-  contextLength: 1024
-}
+const config = PRESETS.mid
 const blocks: [number, number] = [1, 4]
 
 let dir: string
