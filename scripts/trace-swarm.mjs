@@ -15,15 +15,16 @@ if (prefix === undefined) { console.error('usage: node scripts/trace-swarm.mjs P
 const files = readdirSync(dirname(prefix)).filter(f => f.startsWith(`${basename(prefix)}.`)).map(f => join(dirname(prefix), f))
 if (files.length === 0) { console.error(`no trace files ${prefix}.<pid>`); process.exit(1) }
 
-// every event: { t (ms on the shared clock), name, position, node (first block of the process's span, or 'client') }
+// every event: { t (ms on the shared clock), name, position, node }. Nodes name their events name@<first block of
+// their span>; the client names its sends and receives send@/recv@<first block of the span>, its steps without one.
 const events = []
 for (const file of files) {
-  const lines = readFileSync(file, 'utf8').split('\n').filter(l => l !== '')
-  const parsed = lines.map(l => { const [t, name, session, position] = l.split(' '); return { t: Number(BigInt(t)) / 1e6, name, session, position: Number(position) } })
-  const block = parsed.find(e => e.name.includes('@') && !e.name.startsWith('send@') && !e.name.startsWith('recv@'))?.name.split('@')[1]
-  for (const e of parsed) {
-    const at = e.name.indexOf('@')
-    events.push({ ...e, name: at < 0 ? e.name : e.name.slice(0, at), node: e.name.startsWith('send@') || e.name.startsWith('recv@') ? `client:${e.name.slice(at + 1)}` : at < 0 && e.name.startsWith('client') ? 'client' : (at < 0 ? block : e.name.slice(at + 1)) })
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (line === '') continue
+    const [t, event, session, position] = line.split(' ')
+    const [name, block] = event.split('@')
+    const node = name === 'send' || name === 'recv' ? `client:${block}` : block ?? 'client'
+    events.push({ t: Number(BigInt(t)) / 1e6, name, session, position: Number(position), node })
   }
 }
 events.sort((a, b) => a.t - b.t)

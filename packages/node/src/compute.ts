@@ -4,7 +4,7 @@
  *
  * The blocks run on the networking thread. A step on the host ops (WebAssembly, CPU reference) runs in pieces of
  * about PIECE_MS (a chunk of its tokens through one block, BlockStack.forwardInPieces) and hands the event loop back
- * whenever YIELD_EVERY_MS have passed, so a long prefill never keeps the node from answering pings, info requests and
+ * whenever PIECE_MS have passed, so a long prefill never keeps the node from answering pings, info requests and
  * other sessions' frames for much longer than a piece, while a decode step of a few blocks runs in one go. A step on
  * a block executor (WebGPU) is asynchronous anyway. Compared with a separate compute thread this saves two thread
  * wake-ups per step on the route's critical path (the hand-off of the input and of the result) and a second V8 isolate.
@@ -26,7 +26,6 @@ export type ComputeRequest =
 
 export interface ComputeReply {
   hidden?: Float32Array
-  computeMs?: number
   /** trace clock (process.hrtime.bigint()) when the step started and ended */
   startedAt?: bigint
   endedAt?: bigint
@@ -39,10 +38,8 @@ export class ComputeError extends Error {
   }
 }
 
-/** a piece of a step aims at this long, ms */
+/** a piece of a step aims at this long, and a step hands the event loop back once this long has passed, ms */
 const PIECE_MS = 20
-/** a step hands the event loop back at least this often, ms (give or take a piece) */
-const YIELD_EVERY_MS = 20
 
 export class Compute {
   /** busy time computing since start, ms (for the load figure) */
@@ -105,14 +102,13 @@ export class Compute {
         if (cache === undefined) throw new ComputeError(`no cache for session ${request.session}`)
         if (request.startFrom !== undefined) cache.truncate(request.startFrom)
         const startedAt = process.hrtime.bigint()
-        const started = performance.now()
         const range = { start: request.blocks[0], end: request.blocks[1] }
         const hidden = this.stack.executor !== undefined
           ? await this.stack.forwardAsync(cache, request.hidden, request.T, range)
           : await this.forwardYielding(cache, request.hidden, request.T, range)
-        const computeMs = performance.now() - started
-        this.busyMs += computeMs
-        return { hidden, computeMs, startedAt, endedAt: process.hrtime.bigint() }
+        const endedAt = process.hrtime.bigint()
+        this.busyMs += Number(endedAt - startedAt) / 1e6
+        return { hidden, startedAt, endedAt }
       }
       case 'close': {
         this.caches.get(request.session)?.dispose()
@@ -122,7 +118,7 @@ export class Compute {
     }
   }
 
-  /** a step on the host ops in pieces of about PIECE_MS, handing the event loop back every YIELD_EVERY_MS */
+  /** a step on the host ops in pieces of about PIECE_MS, handing the event loop back every PIECE_MS */
   private async forwardYielding (cache: KvCache, hidden: Float32Array, T: number, range: { start: number, end: number }): Promise<Float32Array> {
     const chunkTokens = (): number => {
       if (this.tokenBlockMs === undefined) return 4
@@ -138,7 +134,7 @@ export class Compute {
       if (piece.done === true) return piece.value
       const now = performance.now()
       this.tokenBlockMs = Math.max(1e-3, (now - started) / piece.value)
-      if (now - lastYield >= YIELD_EVERY_MS) {
+      if (now - lastYield >= PIECE_MS) {
         await new Promise(resolve => setImmediate(resolve))
         lastYield = performance.now()
         if (this.stopped) {

@@ -158,6 +158,7 @@ export async function handleInferenceStream (ctx: InferenceContext, stream: Stre
   }
 
   const onPush = (message: PushMessage, from: string): void => {
+    trace(`push-frame@${blocks[0]}`, id, message.position)
     exclusive(async () => {
       const T = tokensOf(message.hidden.shape)
       if (T > MAX_PUSH_TOKENS) return

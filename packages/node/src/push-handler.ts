@@ -5,7 +5,7 @@
  */
 import type { Connection, Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
-import { MAX_PUSH_TOKENS, parsePushMessage, trace } from '@swarm/protocol'
+import { MAX_PUSH_TOKENS, parsePushMessage } from '@swarm/protocol'
 import type { SessionTable } from './session-table.js'
 
 export interface PushContext {
@@ -27,7 +27,6 @@ export async function handlePushStream (ctx: PushContext, stream: Stream, connec
       const frame = await lp.read({ signal: AbortSignal.timeout(ctx.idleTimeoutMs) })
       // there is no answer to a push: a malformed one ends the stream, as its sender is broken or hostile
       const message = parsePushMessage(frame.subarray(), { maxFrameBytes })
-      trace('push-frame', message.sessionId, message.position)
       ctx.table.get(message.sessionId)?.push(message, from)
     }
   } catch (err) {
