@@ -81,9 +81,9 @@ if (index === undefined) { console.error(`kernels.wasm exports no function ${fn}
 const dir = mkdtempSync(join(tmpdir(), 'wasm-disasm-'))
 try {
   const run = spawnSync(process.execPath, ['--perf-prof', '--no-liftoff', fileURLToPath(import.meta.url), '--run', ...argv], { cwd: dir, stdio: 'inherit' })
-  if (run.status !== 0) { console.error('the kernel run failed'); process.exit(1) }
+  if (run.status !== 0) throw new Error('the kernel run failed')
   const dump = readdirSync(dir).find(f => /^jit-\d+\.dump$/.test(f))
-  if (dump === undefined) { console.error('V8 wrote no jitdump file (--perf-prof)'); process.exit(1) }
+  if (dump === undefined) throw new Error('V8 wrote no jitdump file (--perf-prof)')
   const data = readFileSync(join(dir, dump))
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength)
   let code
@@ -106,15 +106,19 @@ try {
     }
     p += size
   }
-  if (code === undefined) { console.error(`no TurboFan code for ${fn} (wasm-function[${index}]) in the dump`); process.exit(1) }
+  if (code === undefined) throw new Error(`no TurboFan code for ${fn} (wasm-function[${index}]) in the dump`)
   const bin = join(dir, 'code.bin')
   writeFileSync(bin, code)
   const dis = spawnSync('objdump', ['-D', '-b', 'binary', '-mi386:x86-64', `--adjust-vma=0x${addr.toString(16)}`, bin], { encoding: 'utf8' })
-  if (dis.status !== 0) { console.error(`objdump failed (binutils installed?): ${dis.stderr ?? dis.error}`); process.exit(1) }
+  if (dis.status !== 0) throw new Error(`objdump failed (binutils installed?): ${dis.stderr ?? dis.error}`)
   const lines = dis.stdout.split('\n').filter(l => /^\s+[0-9a-f]+:\t/.test(l))
   console.log(lines.map(l => l.split('\t').slice(2).join('\t')).join('\n'))
   const frame = lines.filter(l => /-0x[0-9a-f]+\(%rbp\)/.test(l)).length
   console.log(`\n${fn} (wasm-function[${index}]), ${o.dtype} ${o.rows} x ${o.cols}, T = ${o.T}: ${code.length} bytes, ${lines.length} instructions, ${frame} touch the stack frame`)
+} catch (err) {
+  // the temporary directory goes in `finally` (process.exit would skip it)
+  console.error(err.message)
+  process.exitCode = 1
 } finally {
   rmSync(dir, { recursive: true, force: true })
 }
