@@ -7,11 +7,12 @@
 //
 //   SWARM_TRACE=/tmp/t/run npm run bench:swarm -- --model .cache/bench/tl8-q8_0.gguf --runs 1
 //   node scripts/trace-swarm.mjs /tmp/t/run
-import { readdirSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 
 const prefix = process.argv[2]
 if (prefix === undefined) { console.error('usage: node scripts/trace-swarm.mjs PREFIX (the SWARM_TRACE of the traced run)'); process.exit(2) }
+if (!existsSync(dirname(prefix))) { console.error(`no directory ${dirname(prefix)} (PREFIX is the SWARM_TRACE of the traced run)`); process.exit(1) }
 const files = readdirSync(dirname(prefix)).filter(f => f.startsWith(`${basename(prefix)}.`)).map(f => join(dirname(prefix), f))
 if (files.length === 0) { console.error(`no trace files ${prefix}.<pid>`); process.exit(1) }
 
@@ -19,9 +20,13 @@ if (files.length === 0) { console.error(`no trace files ${prefix}.<pid>`); proce
 // their span>; the client names its sends and receives send@/recv@<first block of the span>, its steps without one.
 const events = []
 for (const file of files) {
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
+  for (const [i, line] of readFileSync(file, 'utf8').split('\n').entries()) {
     if (line === '') continue
-    const [t, event, session, position] = line.split(' ')
+    const [t, event, session, position, extra] = line.split(' ')
+    if (!/^\d+$/.test(t ?? '') || event === undefined || session === undefined || !/^\d+$/.test(position ?? '') || extra !== undefined) {
+      console.error(`${file}:${i + 1}: not a trace line (time event session position): ${JSON.stringify(line.slice(0, 80))}`)
+      process.exit(1)
+    }
     const [name, block] = event.split('@')
     const node = name === 'send' || name === 'recv' ? `client:${block}` : block ?? 'client'
     events.push({ t: Number(BigInt(t)) / 1e6, name, session, position: Number(position), node })
