@@ -96,3 +96,40 @@ describe('a node computing a long step', () => {
     await stream.close()
   }, 180_000)
 })
+
+describe('a step that takes longer than the session timeout', () => {
+  // the same model on the CPU reference (about 100x slower than the WebAssembly kernels) with --session-timeout 1: a
+  // 32-token step takes seconds. The timeout bounds the wait for the client's next frame, not the node's own compute.
+  let slow: SwarmHarness
+  beforeAll(async () => {
+    slow = await setup({ model: join(dir, 'mid.gguf'), nodes: [{ blocks: [0, config.nLayers], args: ['--backend', 'cpu', '--threads', '1', '--session-timeout', '1'] }] })
+  }, 120_000)
+  afterAll(async () => { await slow?.cleanup() })
+
+  it('keeps the session: the next step after it is answered', async () => {
+    const host = await createSwarmHost({ dhtClient: true })
+    try {
+      const ready = slow.nodes[0].ready
+      await host.dial(multiaddr(ready.addrs[0]), { signal: AbortSignal.timeout(10_000) })
+      const stream = await host.dialProtocol(peerIdFromString(ready.peerId), INFERENCE_PROTOCOL, { signal: AbortSignal.timeout(10_000) })
+      const lp = lpStream(stream, { maxDataLength: 64 << 20 })
+      const steps = [32, 1]
+      await lp.write(encodeClientMessage({ type: 'open', sessionId: newSessionId(), modelId: ready.modelId!, blocks: [0, config.nLayers], maxLength: 64 }))
+      expect(parseNodeMessage((await lp.read({ signal: AbortSignal.timeout(10_000) })).subarray()).type).toBe('opened')
+      let position = 0
+      for (const [stepId, n] of steps.entries()) {
+        const hidden = Float32Array.from({ length: n * config.dim }, (_, i) => Math.sin((i + position) * 0.37) * 0.5)
+        const started = performance.now()
+        await lp.write(encodeClientMessage({ type: 'step', stepId, position, hidden: encodeTensor(hidden, [n, config.dim], 'f32') }))
+        const reply = parseNodeMessage((await lp.read({ signal: AbortSignal.timeout(120_000) })).subarray())
+        console.log(`step ${stepId} (${n} tokens, session timeout 1 s): ${reply.type} after ${(performance.now() - started).toFixed(0)} ms`)
+        expect(reply).toMatchObject({ type: 'result', stepId })
+        position += n
+      }
+      await lp.write(encodeClientMessage({ type: 'close' }))
+      await stream.close()
+    } finally {
+      await host.stop()
+    }
+  }, 180_000)
+})

@@ -3,7 +3,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import type { Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import {
-  decodeTensor, encodeClientMessage, encodeTensor, errorFromWire, INFERENCE_PROTOCOL, MAX_FRAME_BYTES,
+  Deadline, decodeTensor, encodeClientMessage, encodeTensor, errorFromWire, INFERENCE_PROTOCOL, MAX_FRAME_BYTES,
   parseNodeMessage, PushMissingError, trace, type SwarmHost, type WireDtype
 } from '@swarm/protocol'
 import { SpanFailedError } from './errors.js'
@@ -85,8 +85,8 @@ export class SpanSession {
   async step (hidden: Float32Array, T: number, dim: number, position: number, options: { startFrom?: number, next?: string, prev?: string, pushedInput?: boolean, signal?: AbortSignal, deadlineMs: number }): Promise<{ hidden: Float32Array, pushed: boolean }> {
     if (this.closed) throw new SpanFailedError(`session on ${this.peerId} is closed`, this.peerId)
     const stepId = this.stepId++
-    const deadline = AbortSignal.timeout(options.deadlineMs)
-    const signal = AbortSignal.any([deadline, ...(options.signal !== undefined ? [options.signal] : [])])
+    const deadline = new Deadline(options.deadlineMs, options.signal)
+    const signal = deadline.signal
     // absent options stay off the wire: the encoder validates into a fresh message of the fields that are set
     const message = { type: 'step' as const, stepId, position, startFrom: options.startFrom, next: options.next, prev: options.prev }
     const light = options.pushedInput === true && this.takesPushedInput && options.prev !== undefined && options.startFrom === undefined
@@ -108,8 +108,10 @@ export class SpanSession {
     } catch (err) {
       this.abort(err)
       options.signal?.throwIfAborted()
-      const why = deadline.aborted ? `no answer within ${options.deadlineMs} ms` : (err as Error).message
+      const why = deadline.expired ? `no answer within ${options.deadlineMs} ms` : (err as Error).message
       throw new SpanFailedError(`${this.peerId} failed on blocks [${this.start}, ${this.end}): ${why}`, this.peerId, { cause: err })
+    } finally {
+      deadline.clear()
     }
   }
 

@@ -5,7 +5,7 @@
 import type { Connection, Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import {
-  BlocksNotServedError, decodeTensor, encodeNodeMessage, encodePushMessage, encodeTensor, errorMessage, FrameTooLargeError,
+  BlocksNotServedError, Deadline, decodeTensor, encodeNodeMessage, encodePushMessage, encodeTensor, errorMessage, FrameTooLargeError,
   InvalidTensorError, MalformedMessageError, MAX_FRAME_BYTES, MAX_PUSH_TOKENS, OutOfOrderError, parseClientMessage,
   PUSH_WAIT_MS, PushMissingError, TimeoutError, trace, TooLongError, WrongModelError, type OpenMessage, type PushMessage,
   type StepMessage, type WireDtype, type WireTensor
@@ -217,15 +217,19 @@ export async function handleInferenceStream (ctx: InferenceContext, stream: Stre
   ctx.onChange()
   ctx.log(`session ${id.slice(0, 8)} opened by ${remote.slice(-8)}: blocks [${blocks[0]}, ${blocks[1]}), maxLength ${open.maxLength}`)
 
+  // one timer for the session's life, restarted before each read (see Deadline)
+  const idleDeadline = new Deadline(ctx.idleTimeoutMs, idle.signal)
   try {
     await send(lp, { type: 'opened', sessionId: id, cacheTokensLeft: ctx.table.cacheTokensLeft, takesPushedInput: true })
     for (;;) {
       let frame
-      const timeout = AbortSignal.timeout(ctx.idleTimeoutMs)
+      idleDeadline.restart()
       try {
-        frame = await lp.read({ signal: AbortSignal.any([timeout, idle.signal]) })
+        frame = await lp.read({ signal: idleDeadline.signal })
+        // a step may take longer than the idle timeout: only the wait for the next frame counts
+        idleDeadline.pause()
       } catch (err) {
-        if (timeout.aborted) throw new TimeoutError(`session idle for ${ctx.idleTimeoutMs} ms`)
+        if (idleDeadline.expired) throw new TimeoutError(`session idle for ${ctx.idleTimeoutMs} ms`)
         if (idle.signal.aborted) throw new TimeoutError(`session closed: ${closedBy ?? 'node stopping'}`)
         throw err
       }
@@ -279,6 +283,7 @@ export async function handleInferenceStream (ctx: InferenceContext, stream: Stre
   } catch (err) {
     await fail(lp, stream, err)
   } finally {
+    idleDeadline.clear()
     if (awaiting !== undefined) clearTimeout(awaiting.timer)
     ctx.table.remove(id)
     await busy

@@ -5,7 +5,7 @@
  */
 import type { Connection, Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
-import { MAX_PUSH_TOKENS, parsePushMessage } from '@swarm/protocol'
+import { Deadline, MAX_PUSH_TOKENS, parsePushMessage } from '@swarm/protocol'
 import type { SessionTable } from './session-table.js'
 
 export interface PushContext {
@@ -22,9 +22,13 @@ export async function handlePushStream (ctx: PushContext, stream: Stream, connec
   // a push holds at most MAX_PUSH_TOKENS positions of f32 hidden states plus a small envelope
   const maxFrameBytes = MAX_PUSH_TOKENS * ctx.dim * 4 + 1024
   const lp = lpStream(stream, { maxDataLength: maxFrameBytes, maxBufferSize: 2 * maxFrameBytes })
+  // one timer for the stream's life, restarted before each read (see Deadline)
+  const idle = new Deadline(ctx.idleTimeoutMs)
   try {
     for (;;) {
-      const frame = await lp.read({ signal: AbortSignal.timeout(ctx.idleTimeoutMs) })
+      idle.restart()
+      const frame = await lp.read({ signal: idle.signal })
+      idle.pause()
       // there is no answer to a push: a malformed one ends the stream, as its sender is broken or hostile
       const message = parsePushMessage(frame.subarray(), { maxFrameBytes })
       ctx.table.get(message.sessionId)?.push(message, from)
@@ -32,5 +36,7 @@ export async function handlePushStream (ctx: PushContext, stream: Stream, connec
   } catch (err) {
     if (stream.status === 'open') ctx.log(`push stream from ${from.slice(-8)} ended: ${(err as Error).message}`)
     stream.abort(err instanceof Error ? err : new Error(String(err)))
+  } finally {
+    idle.clear()
   }
 }

@@ -6,7 +6,7 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
-import { PUSH_PROTOCOL, type SwarmHost } from '@swarm/protocol'
+import { Deadline, PUSH_PROTOCOL, type SwarmHost } from '@swarm/protocol'
 
 type Lp = ReturnType<typeof lpStream<Stream>>
 interface PushStream { stream: Stream, lp: Lp }
@@ -44,7 +44,15 @@ export class Pusher {
     }
     const entry = this.streams.get(peerId) ?? this.dial(peerId)
     if (entry === undefined) return false
-    const write = async ({ lp }: PushStream): Promise<void> => { await lp.write(frame, { signal: AbortSignal.timeout(WRITE_TIMEOUT_MS) }) }
+    const write = async ({ lp }: PushStream): Promise<void> => {
+      // the deadline matters only when the stream's send buffer is full (lp.write then waits for it to drain)
+      const deadline = new Deadline(WRITE_TIMEOUT_MS)
+      try {
+        await lp.write(frame, { signal: deadline.signal })
+      } finally {
+        deadline.clear()
+      }
+    }
     // on an open stream the write's synchronous part (muxer frame, encryption, socket write) runs now, ahead of the
     // step's result; pushes of one session are a compute step apart, so they cannot overtake writes still queued on
     // `ready`, which run in the order they were queued

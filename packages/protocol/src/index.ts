@@ -28,6 +28,7 @@
  */
 export * from './constants.js'
 export * from './errors.js'
+export { Deadline } from './deadline.js'
 export { type BlockRange, type Throughput, MODEL_ID_PATTERN, SESSION_ID_PATTERN, newSessionId } from './common.js'
 export { type MsgpackLimits, packValue, unpackValue, scanMsgpack } from './msgpack.js'
 export { float32ToF16, f16ToFloat32, float32ToBf16, bf16ToFloat32, roundToF16, roundToBf16 } from './float16.js'
