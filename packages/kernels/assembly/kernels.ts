@@ -360,14 +360,16 @@ export function quantize_q8_0 (x: usize, xq: usize, xd: usize, cols: i32, T: i32
 // dot(x, nibble - 8) = dot(x, nibble) + xb needs neither a subtraction nor a widening of the weights.
 
 /**
- * Written between the tokens of a prefill group (matmulQ, q4KGroup, q6KGroup), never read but by orderSink, which
+ * Written between the tokens of a prefill group (matmulQ, q4KGroup, q6KGroup) and between the sub-block pairs of a
+ * q4_K decode block (matmul_q4_K), never read but by orderSink, which
  * keeps Binaryen from removing the writes. TurboFan keeps a function's memory loads in program order but schedules
  * arithmetic as late as it can, so without a write between them a group's loads for all 4 tokens (16 vectors for a
  * q8_0 block) were issued first and most of them spilled to the stack with 3 of the 4 accumulators
  * (`node scripts/wasm-disasm.mjs --dtype q8_0 --T 8`). A global.set of a token's result is effectful and needs that
  * result, so each token's arithmetic runs before the next token's loads: no vector spills left in the q8_0 / q4_0
  * loop; 5632 x 2048 at T = 64 went from 37 to 30-31.6 ms (q8_0), 39 to 32.3 ms (q4_0), 48-49.5 to 34.3-35 ms (q4_K)
- * and 50 to 48-49 ms (q6_K), with the same outputs bit for bit. (The f16 tile gained nothing and has none.)
+ * and 50 to 48-49 ms (q6_K), and q4_K decode (T = 1) from 1.04-1.06 to 0.95-0.96 ms, with the same outputs bit for
+ * bit. (The f16 tile and the q6_K decode loop gained nothing and have none.)
  */
 let order: v128 = i32x4.splat(0)
 export function orderSink (): i32 { return i32x4.extract_lane(order, 0) }
@@ -716,8 +718,11 @@ export function matmul_q4_K (w: usize, xw: usize, xd: usize, xs: usize, out: usi
         const hi = f32x4.convert_i32x4_u(i32x4.extend_high_i16x8_u(sc))
         const mins = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(sm), v128.load(sp))
         let acc = dotQ4KPair(p + 16, xp, i32x4.shuffle(lo, lo, 0, 0, 0, 0), i32x4.shuffle(lo, lo, 1, 1, 1, 1), f32x4.splat(0))
+        order = acc
         acc = dotQ4KPair(p + 48, xp + 128, i32x4.shuffle(lo, lo, 2, 2, 2, 2), i32x4.shuffle(lo, lo, 3, 3, 3, 3), acc)
+        order = acc
         acc = dotQ4KPair(p + 80, xp + 256, i32x4.shuffle(hi, hi, 0, 0, 0, 0), i32x4.shuffle(hi, hi, 1, 1, 1, 1), acc)
+        order = acc
         acc = dotQ4KPair(p + 112, xp + 384, i32x4.shuffle(hi, hi, 2, 2, 2, 2), i32x4.shuffle(hi, hi, 3, 3, 3, 3), acc)
         const dx = load<f32>(dp)
         accD = fmadd(acc, f32x4.splat(lutF16(lut, p) * dx), accD)
