@@ -14,14 +14,19 @@ export class Deadline {
   /** aborted when the deadline passes or `parent` aborts */
   readonly signal: AbortSignal
   private readonly controller = new AbortController()
-  private timer: ReturnType<typeof setTimeout>
+  private readonly timer: NodeJS.Timeout
   private passed = false
   private paused = false
   private readonly onParentAbort: (() => void) | undefined
 
   constructor (readonly ms: number, private readonly parent?: AbortSignal) {
     this.signal = this.controller.signal
-    this.timer = this.arm()
+    // a timer that fires while paused does nothing; restart() re-arms it (refresh() re-arms a timer that has fired)
+    this.timer = setTimeout(() => {
+      if (this.paused) return
+      this.passed = true
+      this.controller.abort(new DOMException(`no progress within ${ms} ms`, 'TimeoutError'))
+    }, ms).unref()
     if (parent?.aborted === true) {
       this.controller.abort(parent.reason)
     } else if (parent !== undefined) {
@@ -37,14 +42,7 @@ export class Deadline {
   restart (): void {
     if (this.signal.aborted) return
     this.paused = false
-    const timer = this.timer as { refresh?: () => unknown }
-    if (typeof timer.refresh === 'function') {
-      timer.refresh()
-    } else {
-      // timers without refresh() (browsers): a new one
-      clearTimeout(this.timer)
-      this.timer = this.arm()
-    }
+    this.timer.refresh()
   }
 
   /** the time stops counting until restart() */
@@ -57,20 +55,4 @@ export class Deadline {
     clearTimeout(this.timer)
     if (this.onParentAbort !== undefined) this.parent?.removeEventListener('abort', this.onParentAbort)
   }
-
-  private arm (): ReturnType<typeof setTimeout> {
-    // a timer that fires while paused does nothing; restart() re-arms it (refresh() re-arms a timer that has fired)
-    const timer = setTimeout(() => {
-      if (this.paused) return
-      this.passed = true
-      this.controller.abort(new DOMException(`no progress within ${this.ms} ms`, 'TimeoutError'))
-    }, this.ms)
-    unref(timer)
-    return timer
-  }
-}
-
-function unref (timer: ReturnType<typeof setTimeout>): void {
-  const t = timer as { unref?: () => unknown }
-  if (typeof t.unref === 'function') t.unref()
 }
