@@ -16,14 +16,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { PRESETS } from '@swarm/kernels'
 import { runGeneration, Swarm } from '@swarm/client'
 import {
-  createSwarmHost, dialBootstrap, InvalidRecordError, InvalidSignatureError, packValue, parseSwarmKey, recordKey,
+  createSwarmHost, dialBootstrap, encodeInfoResponse, INFO_PROTOCOL, InvalidRecordError, InvalidSignatureError, packValue, parseSwarmKey, recordKey,
   RecordExpiredError, signRecord, verifyRecordValue, type SwarmHost, type SwarmRecord
 } from '@swarm/protocol'
 // discovery is internal to the SDK; the test checks the very functions the SDK's routing view uses
 import { discoverRecords, fetchRecord } from '../packages/client/src/discovery.js'
 import { ensureBuilt } from './harness/processes.js'
 import { setup, type SwarmHarness } from './harness/swarm.js'
-import { generateKeyPair, multiaddr, peerIdFromPrivateKey, privateKeyFromProtobuf } from './harness/libp2p.js'
+import { generateKeyPair, lpStream, multiaddr, peerIdFromPrivateKey, privateKeyFromProtobuf } from './harness/libp2p.js'
 import { localGreedy, writeTinyModel } from './harness/local.js'
 
 const PROMPT = 'Only friends may enter'
@@ -179,6 +179,14 @@ describe('DHT records: forged, replayed, expired, wrong model', () => {
     }
   }
 
+  /** the record bytes signed by any key (signRecord refuses a key that is not the record's peer's): the same layout and domain prefix */
+  async function signWith (key: Awaited<ReturnType<typeof generateKeyPair>>, record: SwarmRecord): Promise<Uint8Array> {
+    const recordBytes = packValue(record)
+    const domain = new TextEncoder().encode('/swarm/record/1.0.0\n')
+    const sig = await key.sign(Uint8Array.from([...domain, ...recordBytes]))
+    return packValue({ record: recordBytes, sig })
+  }
+
   it('each bad record is refused by every node and ignored by the client; a legitimately newer one is accepted', async () => {
     const key = recordKey(modelId, victim)
     const genuineValue = await get(key)
@@ -189,13 +197,7 @@ describe('DHT records: forged, replayed, expired, wrong model', () => {
     const forgerKey = await generateKeyPair('Ed25519')
     const now = Date.now()
     const fresh = (change: Partial<SwarmRecord>): SwarmRecord => ({ ...genuine, expiresAt: now + 20_000, ...change })
-    // the record bytes signed by the wrong key: the same layout and domain prefix signRecord uses
-    const forge = async (record: SwarmRecord): Promise<Uint8Array> => {
-      const recordBytes = packValue(record)
-      const domain = new TextEncoder().encode('/swarm/record/1.0.0\n')
-      const sig = await forgerKey.sign(Uint8Array.from([...domain, ...recordBytes]))
-      return packValue({ record: recordBytes, sig })
-    }
+    const forge = async (record: SwarmRecord): Promise<Uint8Array> => await signWith(forgerKey, record)
 
     // control: the victim's own key and a seq above anything the victim announces during this test (its seq tracks
     // the clock): every DHT server stores it, so a refusal below means something
@@ -241,14 +243,68 @@ describe('DHT records: forged, replayed, expired, wrong model', () => {
     }
     console.log(`control (victim's key, a higher seq) accepted by ${controlAccepted.length} DHT servers\n${report.join('\n')}`)
 
-    // the client's discovery sees both nodes with their genuine records only
+    // the client's discovery sees both nodes with their genuine records only; it asks each node for its record (the
+    // victim's own current one, below the control's seq), so nothing an attacker stores in the DHT reaches it
     const records = await discoverRecords(observer, modelId, { timeoutMs: 5_000 })
     expect(records.map(r => r.peerId).sort()).toEqual(harness.nodes.map(n => n.ready.peerId).sort())
     const seen = records.find(r => r.peerId === victim)!
     expect(seen.addrs).toEqual(genuine.addrs)
     expect(seen.state).toBe('online')
-    expect(seen.seq).toBe(controlSeq)
+    expect(seen.seq).toBeGreaterThanOrEqual(genuine.seq)
+    expect(seen.seq).toBeLessThan(controlSeq)
+    // a node asked for a model it does not serve says so (wrong-model), and the client has no record of it
     expect((await fetchRecord(observer, 'some-other-model', victim))).toBeUndefined()
+  })
+
+  it('a peer that answers a record-request with a record that is not its own is ignored', async () => {
+    const attackerId = attacker.peerId.toString()
+    const victimValue = await get(recordKey(modelId, victim))
+    expect(victimValue).toBeDefined()
+    const victimRecord = await verifyRecordValue(recordKey(modelId, victim), victimValue!)
+    const forgerKey = await generateKeyPair('Ed25519')
+    const answers: Array<[string, Uint8Array]> = [
+      // a replay of the victim's genuine record (valid signature, another peer's key)
+      ['the victim\'s own record', victimValue!],
+      // the attacker's peer id, signed by a key that is not the attacker's
+      ['a record of the attacker signed by another key', await signWith(forgerKey, { ...victimRecord, peerId: attackerId, seq: victimRecord.seq + 1 })]
+    ]
+    for (const [name, value] of answers) {
+      await attacker.unhandle(INFO_PROTOCOL)
+      await attacker.handle(INFO_PROTOCOL, async stream => {
+        const lp = lpStream(stream)
+        await lp.read()
+        await lp.write(encodeInfoResponse({ type: 'record', value }))
+        await stream.close()
+      })
+      const logged: string[] = []
+      expect(await fetchRecord(observer, modelId, attackerId, { log: m => logged.push(m) }), name).toBeUndefined()
+      expect(logged.join('\n'), name).toMatch(/no usable record/)
+    }
+    await attacker.unhandle(INFO_PROTOCOL)
+  })
+
+  it('a node of protocol 1.0 (no record-request) is read from the DHT', async () => {
+    const key = await generateKeyPair('Ed25519')
+    const legacy = await createSwarmHost({ privateKey: key, listen: ['/ip4/127.0.0.1/tcp/0'] })
+    try {
+      await dialBootstrap(legacy, [harness.bootstrap, ...harness.nodes.map(n => n.ready.addrs[0])])
+      const legacyId = legacy.peerId.toString()
+      // what a 1.0 node's info handler answers to a request type it does not know
+      await legacy.handle(INFO_PROTOCOL, async stream => {
+        const lp = lpStream(stream)
+        await lp.read()
+        await lp.write(encodeInfoResponse({ type: 'error', code: 'malformed-message', message: 'message.type must be one of info-request, ping' }))
+        await stream.close()
+      })
+      const genuine = await verifyRecordValue(recordKey(modelId, victim), (await get(recordKey(modelId, victim)))!)
+      const record: SwarmRecord = { ...genuine, peerId: legacyId, version: '1.0.0', addrs: legacy.getMultiaddrs().map(a => a.toString()), seq: Date.now(), expiresAt: Date.now() + 20_000 }
+      for await (const event of legacy.services.dht.put(recordKey(modelId, legacyId), await signRecord(record, key), { signal: AbortSignal.timeout(15_000) })) { void event }
+      const fetched = await fetchRecord(observer, modelId, legacyId)
+      expect(fetched?.peerId).toBe(legacyId)
+      expect(fetched?.seq).toBe(record.seq)
+    } finally {
+      await legacy.stop()
+    }
   })
 
   it('the swarm still generates exactly through the genuine records', async () => {

@@ -240,3 +240,38 @@ describe('node lifecycle', () => {
     expect(again.ready.peerId).toBe(before)
   })
 })
+
+describe('a hung node', () => {
+  let harness: SwarmHarness
+  beforeAll(async () => {
+    harness = await setup({ model: modelPath, nodes: [{ blocks: [0, nLayers] }, { blocks: [0, nLayers] }, { blocks: [0, 3] }] })
+  })
+  afterAll(async () => {
+    for (const node of harness?.nodes ?? []) node.kill('SIGCONT')
+    await harness?.cleanup()
+  })
+
+  it('a client that connects while one node is frozen (SIGSTOP) sees every other server and generates exactly', async () => {
+    const [hung, ...others] = harness.nodes
+    hung.kill('SIGSTOP')
+    try {
+      // the frozen node still sits in every DHT routing table and near every key: a DHT get of the others' records
+      // waits for it and used to time out, which left this client with no server at all
+      const client = await Swarm.connect({ bootstrap: [harness.bootstrap] })
+      try {
+        const model = await client.model(modelPath)
+        expect(model.view.servers.map(s => s.peerId).sort()).toEqual(others.map(n => n.ready.peerId).sort())
+        const result = await runGeneration(model.runner(await model.inferenceSession({ maxLength: 64 })), model.tokenizer, PROMPT, { maxTokens: 8 })
+        expect(result.tokens).toEqual(localTokens.slice(0, 8))
+        // a refresh leaves banned peers out; the view keeps the others
+        model.view.ban(others[1].ready.peerId)
+        await model.view.refresh()
+        expect(model.view.servers.map(s => s.peerId)).toEqual([others[0].ready.peerId])
+      } finally {
+        await client.close()
+      }
+    } finally {
+      hung.kill('SIGCONT')
+    }
+  })
+})

@@ -6,40 +6,71 @@ import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import {
-  encodeInfoRequest, INFO_PROTOCOL, isCompatibleVersion, modelCid, parseInfoResponse, recordKey, verifyRecordValue,
-  type SwarmHost, type SwarmRecord
+  encodeInfoRequest, errorFromWire, INFO_PROTOCOL, isCompatibleVersion, MalformedMessageError, MAX_RECORD_VALUE_BYTES, modelCid,
+  parseInfoResponse, recordKey, verifyRecordValue, type SwarmHost, type SwarmRecord
 } from '@swarm/protocol'
 
 export interface DiscoverOptions {
   signal?: AbortSignal
-  /** how long to look for providers, ms */
+  /** how long to look for providers at most, ms */
   timeoutMs?: number
+  /** end the provider lookup once it has named no new peer for this long after naming one, ms */
+  quietMs?: number
+  /** peers not to ask for their record (e.g. banned after a failure: a hung one would hold the lookup for 5 s) */
+  skip?: ReadonlySet<string>
   log?: (message: string) => void
 }
 
-/** Records of the peers that announce `modelId` (online, unexpired, valid signature, compatible version). */
+/** default DiscoverOptions.quietMs */
+export const DEFAULT_DISCOVERY_QUIET_MS = 2_000
+
+/**
+ * Records of the peers that announce `modelId` (online, unexpired, valid signature, compatible version).
+ *
+ * Each provider's record is fetched as soon as the lookup names it. The lookup ends when the DHT query does, after
+ * `timeoutMs`, or `quietMs` after the last new provider: every peer close to the model's CID holds the whole provider
+ * set, so the first answers name everyone, while the query itself runs on until each peer near the CID has answered,
+ * which a hung peer (SIGSTOPped, a sleeping laptop) stretches to the DHT's request timeout, 5 s or more.
+ */
 export async function discoverRecords (host: SwarmHost, modelId: string, options: DiscoverOptions = {}): Promise<SwarmRecord[]> {
-  const signal = AbortSignal.any([AbortSignal.timeout(options.timeoutMs ?? 10_000), ...(options.signal !== undefined ? [options.signal] : [])])
-  const peers = new Set<string>()
+  const quiet = new AbortController()
+  const signal = AbortSignal.any([quiet.signal, AbortSignal.timeout(options.timeoutMs ?? 10_000), ...(options.signal !== undefined ? [options.signal] : [])])
+  const fetches = new Map<string, Promise<SwarmRecord | undefined>>()
+  let quietTimer: ReturnType<typeof setTimeout> | undefined
   try {
     for await (const provider of host.contentRouting.findProviders(modelCid(modelId), { signal })) {
-      peers.add(provider.id.toString())
+      const peerId = provider.id.toString()
+      if (fetches.has(peerId) || options.skip?.has(peerId) === true) continue
       for (const addr of provider.multiaddrs) await host.peerStore.merge(provider.id, { multiaddrs: [addr] }).catch(() => {})
+      fetches.set(peerId, fetchRecord(host, modelId, peerId, options))
+      if (quietTimer === undefined) quietTimer = setTimeout(() => { quiet.abort() }, options.quietMs ?? DEFAULT_DISCOVERY_QUIET_MS)
+      else quietTimer.refresh()
     }
   } catch (err) {
     options.signal?.throwIfAborted()
     if (!signal.aborted) options.log?.(`provider lookup ended early: ${(err as Error).message}`)
+  } finally {
+    clearTimeout(quietTimer)
   }
-  const records = await Promise.all([...peers].map(async peerId => await fetchRecord(host, modelId, peerId, options)))
+  const records = await Promise.all(fetches.values())
   return records.filter((r): r is SwarmRecord => r !== undefined)
 }
 
-/** one peer's verified record, or undefined when it has none, an invalid one, or is offline */
+/**
+ * One peer's verified record, or undefined when it has none, an invalid one, is offline, or does not answer.
+ *
+ * The record comes from the peer itself (info protocol record-request): the same signed bytes it puts in the DHT,
+ * verified the same way (signature by the peer's key, key, expiry, model id), and its newest. A DHT get would wait
+ * for every peer near the key, so one hung peer anywhere in the swarm (a laptop put to sleep, a SIGSTOPped process)
+ * stalls every lookup until it times out, and a view refreshed then lost every server. A peer of protocol 1.0,
+ * which has no record-request, is read from the DHT as before.
+ */
 export async function fetchRecord (host: SwarmHost, modelId: string, peerId: string, options: DiscoverOptions = {}): Promise<SwarmRecord | undefined> {
   const key = recordKey(modelId, peerId)
   try {
-    const value = await host.contentRouting.get(key, { signal: AbortSignal.any([AbortSignal.timeout(5_000), ...(options.signal !== undefined ? [options.signal] : [])]) })
-    // the DHT already ran the validator, but a client trusts nobody's DHT: verify again
+    const signal = AbortSignal.any([AbortSignal.timeout(5_000), ...(options.signal !== undefined ? [options.signal] : [])])
+    const value = await requestRecord(host, modelId, peerId, signal) ?? await host.contentRouting.get(key, { signal })
+    // a client trusts nobody: verify what the peer (or the DHT, which ran the validator already) gave
     const record = await verifyRecordValue(key, value)
     if (record.state !== 'online') return undefined
     if (!isCompatibleVersion(record.version)) {
@@ -51,6 +82,26 @@ export async function fetchRecord (host: SwarmHost, modelId: string, peerId: str
     options.signal?.throwIfAborted()
     options.log?.(`no usable record for ${peerId}: ${(err as Error).message}`)
     return undefined
+  }
+}
+
+/**
+ * The peer's signed record value of `modelId`, asked of the peer; undefined when the peer predates record-request
+ * (it answers malformed-message). Other error answers and failures to reach it throw.
+ */
+async function requestRecord (host: SwarmHost, modelId: string, peerId: string, signal: AbortSignal): Promise<Uint8Array | undefined> {
+  const stream = await host.dialProtocol(peerIdFromString(peerId), INFO_PROTOCOL, { signal })
+  try {
+    const lp = lpStream(stream, { maxDataLength: MAX_RECORD_VALUE_BYTES + 1024 })
+    await lp.write(encodeInfoRequest({ type: 'record-request', modelId }), { signal })
+    const response = parseInfoResponse((await lp.read({ signal })).subarray())
+    await stream.close({ signal }).catch(() => {})
+    if (response.type === 'record') return response.value
+    if (response.type === 'error' && response.code === MalformedMessageError.code) return undefined
+    throw response.type === 'error' ? errorFromWire(response) : new MalformedMessageError(`${peerId} answered a record-request with ${response.type}`)
+  } catch (err) {
+    stream.abort(err as Error)
+    throw err
   }
 }
 

@@ -30,11 +30,11 @@ export class ModelView {
     private readonly banPolicy: BanPolicy = DEFAULT_BAN_POLICY
   ) {}
 
-  /** looks the servers up again (one lookup at a time; concurrent callers share it) */
+  /** looks the servers up again, leaving out banned peers (one lookup at a time; concurrent callers share it) */
   async refresh (signal?: AbortSignal): Promise<void> {
     this.refreshing ??= (async () => {
       try {
-        const records = await discoverRecords(this.host, this.modelId, { signal, log: this.log })
+        const records = await discoverRecords(this.host, this.modelId, { signal, log: this.log, skip: this.banned() })
         const servers = records.map(serverViewOf)
         await Promise.all(records.map(async (record, i) => {
           await rememberAddrs(this.host, record)

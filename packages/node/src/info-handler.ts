@@ -1,13 +1,23 @@
-/** The info protocol on the node side: what the node serves (info-request -> info) and RTT probes (ping -> pong). */
+/**
+ * The info protocol on the node side: what the node serves (info-request -> info), RTT probes (ping -> pong), and the
+ * node's current signed DHT record (record-request -> record).
+ */
 import type { Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
-import { encodeInfoResponse, errorToWire, MAX_FRAME_BYTES, parseInfoRequest, type InfoMessage } from '@swarm/protocol'
+import { encodeInfoResponse, errorToWire, MAX_FRAME_BYTES, parseInfoRequest, WrongModelError, type InfoMessage, type InfoResponse } from '@swarm/protocol'
 import { frameError } from './inference-handler.js'
 
 /** largest info frame: a ping payload (RTT/throughput probe) of up to 64 KiB plus headers */
 const MAX_INFO_FRAME_BYTES = Math.min(MAX_FRAME_BYTES, 64 * 1024 + 1024)
 
-export async function handleInfoStream (info: () => InfoMessage, stream: Stream): Promise<void> {
+export interface InfoSource {
+  modelId: string
+  info: () => InfoMessage
+  /** the signed record value last announced (or about to be) */
+  record: () => Uint8Array
+}
+
+export async function handleInfoStream (source: InfoSource, stream: Stream): Promise<void> {
   const lp = lpStream(stream, { maxDataLength: MAX_INFO_FRAME_BYTES, maxBufferSize: 2 * MAX_INFO_FRAME_BYTES })
   try {
     let response
@@ -19,9 +29,7 @@ export async function handleInfoStream (info: () => InfoMessage, stream: Stream)
         throw typed === err ? new ReadFailed(err) : typed
       })
       const request = parseInfoRequest(frame.subarray(), { maxFrameBytes: MAX_INFO_FRAME_BYTES })
-      response = request.type === 'ping'
-        ? { type: 'pong' as const, nonce: request.nonce, ...(request.payload !== undefined ? { payload: request.payload } : {}) }
-        : info()
+      response = answer(source, request)
     } catch (err) {
       if (err instanceof ReadFailed) throw err.cause
       response = { type: 'error' as const, ...errorToWire(err) }
@@ -30,6 +38,16 @@ export async function handleInfoStream (info: () => InfoMessage, stream: Stream)
     await stream.close({ signal: AbortSignal.timeout(2_000) })
   } catch (err) {
     stream.abort(err as Error)
+  }
+}
+
+function answer (source: InfoSource, request: ReturnType<typeof parseInfoRequest>): InfoResponse {
+  switch (request.type) {
+    case 'ping': return { type: 'pong', nonce: request.nonce, ...(request.payload !== undefined ? { payload: request.payload } : {}) }
+    case 'info-request': return source.info()
+    case 'record-request':
+      if (request.modelId !== source.modelId) throw new WrongModelError(`this node serves model ${source.modelId}, not ${request.modelId}`)
+      return { type: 'record', value: source.record() }
   }
 }
 

@@ -113,8 +113,11 @@ export async function startServer (options: ServerOptions): Promise<SwarmServer>
       }
     }
     const key = recordKey(modelId, peerId)
+    // what record-request answers: the value announced last (signed before it goes to the DHT)
+    let signed = await signRecord(record(), privateKey)
     const announce = async (signal?: AbortSignal): Promise<void> => {
       const value = await signRecord(record(), privateKey)
+      signed = value
       for await (const event of host!.services.dht.put(key, value, { signal })) { void event }
     }
     let announcing: Promise<void> | undefined
@@ -146,7 +149,7 @@ export async function startServer (options: ServerOptions): Promise<SwarmServer>
       handlePushStream({ table, dim: config.dim, idleTimeoutMs, log }, stream, connection).catch(() => {})
     }, { maxInboundStreams: MAX_INBOUND_PUSH_STREAMS, runOnLimitedConnection: false })
     await host.handle(INFO_PROTOCOL, stream => {
-      handleInfoStream(info, stream).catch(() => {})
+      handleInfoStream({ modelId, info, record: () => signed }, stream).catch(() => {})
     }, { maxInboundStreams: 64 })
 
     await dialBootstrap(host, options.bootstrap ?? [])

@@ -1,5 +1,8 @@
-/** Version of the wire protocol; its major part is the one in every protocol id below. */
-export const PROTOCOL_VERSION = '1.0.0'
+/**
+ * Version of the wire protocol; its major part is the one in every protocol id below. 1.1.0 added the info protocol's
+ * record-request (a 1.0 node answers it with a malformed-message error; clients then read the DHT's copy).
+ */
+export const PROTOCOL_VERSION = '1.1.0'
 
 /** One bidirectional stream per span session: open -> step* -> close. */
 export const INFERENCE_PROTOCOL = '/swarm/inference/1.0.0'

@@ -44,7 +44,7 @@ export {
 } from './messages.js'
 export {
   type ServerState, type InfoRequestMessage, type PingMessage, type InfoRequest, type InfoMessage, type PongMessage,
-  type InfoErrorMessage, type InfoResponse, type InfoLimits, SERVER_STATES, parseInfoRequest, parseInfoResponse,
+  type InfoErrorMessage, type RecordRequestMessage, type RecordMessage, type InfoResponse, type InfoLimits, SERVER_STATES, parseInfoRequest, parseInfoResponse,
   encodeInfoRequest, encodeInfoResponse, validateInfoRequest, validateInfoResponse, isCompatibleVersion,
   assertCompatibleVersion
 } from './info.js'

@@ -1,7 +1,7 @@
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { PROTOCOL_VERSION } from './constants.js'
+import { MAX_RECORD_VALUE_BYTES, PROTOCOL_VERSION } from './constants.js'
 import { MalformedMessageError, UnsupportedVersionError } from './errors.js'
 import {
   assertCompatibleVersion, encodeInfoRequest, encodeInfoResponse, type InfoMessage, isCompatibleVersion,
@@ -60,6 +60,21 @@ describe('info protocol', () => {
     expect(() => parseInfoRequest(packValue({ type: 'ping' }))).toThrow(/nonce/)
     expect(() => parseInfoRequest(packValue({ type: 'ping', nonce: 1, payload: 'abc' }))).toThrow(/payload/)
     expect(() => parseInfoRequest(Uint8Array.from([0xc1]))).toThrow(MalformedMessageError)
+  })
+
+  it('round-trips a record-request and its record', () => {
+    expect(parseInfoRequest(encodeInfoRequest({ type: 'record-request', modelId: 'model-1' }))).toEqual({ type: 'record-request', modelId: 'model-1' })
+    const value = new Uint8Array(300).fill(9)
+    expect(parseInfoResponse(encodeInfoResponse({ type: 'record', value }))).toEqual({ type: 'record', value })
+  })
+
+  it('rejects bad record-requests and records', () => {
+    expect(() => parseInfoRequest(packValue({ type: 'record-request' }))).toThrow(/modelId/)
+    expect(() => parseInfoRequest(packValue({ type: 'record-request', modelId: 7 }))).toThrow(MalformedMessageError)
+    expect(() => parseInfoResponse(packValue({ type: 'record' }))).toThrow(/value/)
+    expect(() => parseInfoResponse(packValue({ type: 'record', value: 'not bytes' }))).toThrow(MalformedMessageError)
+    // no larger than a DHT record value may be
+    expect(() => parseInfoResponse(packValue({ type: 'record', value: new Uint8Array(MAX_RECORD_VALUE_BYTES + 1) }))).toThrow(MalformedMessageError)
   })
 
   it('checks protocol version compatibility', () => {

@@ -1,5 +1,5 @@
 import { peerIdFromString } from '@libp2p/peer-id'
-import { MAX_ERROR_MESSAGE_LENGTH, MAX_FRAME_BYTES, MAX_VERSION_LENGTH, PROTOCOL_VERSION } from './constants.js'
+import { MAX_ERROR_MESSAGE_LENGTH, MAX_FRAME_BYTES, MAX_RECORD_VALUE_BYTES, MAX_VERSION_LENGTH, PROTOCOL_VERSION } from './constants.js'
 import { type BlockRange, expectBlockRange, expectModelId, type Throughput } from './common.js'
 import { MalformedMessageError, UnsupportedVersionError } from './errors.js'
 import {
@@ -10,6 +10,9 @@ import { packValue, unpackValue } from './msgpack.js'
 // Info protocol (INFO_PROTOCOL): request/response on short-lived streams.
 //   info-request -> info            (what the node serves and how loaded it is)
 //   ping         -> pong            (RTT; with a payload, throughput: the node echoes `payload` back)
+//   record-request -> record        (the node's current signed DHT record of a model, the bytes it announces; clients
+//                                    verify it as they verify the DHT's copy, and need no DHT query that a hung peer
+//                                    elsewhere in the swarm can stall)
 // Same compatibility rule as messages.ts: extra fields tolerated and dropped, wrong types rejected.
 
 /** Node lifecycle, as in its DHT record. */
@@ -29,7 +32,13 @@ export interface PingMessage {
   payload?: Uint8Array
 }
 
-export type InfoRequest = InfoRequestMessage | PingMessage
+export interface RecordRequestMessage {
+  type: 'record-request'
+  /** the model whose record is asked for */
+  modelId: string
+}
+
+export type InfoRequest = InfoRequestMessage | PingMessage | RecordRequestMessage
 
 export interface InfoMessage {
   type: 'info'
@@ -57,15 +66,21 @@ export interface InfoErrorMessage {
   message: string
 }
 
-export type InfoResponse = InfoMessage | PongMessage | InfoErrorMessage
+export interface RecordMessage {
+  type: 'record'
+  /** the signed record value (signRecord), as put in the DHT */
+  value: Uint8Array
+}
+
+export type InfoResponse = InfoMessage | PongMessage | RecordMessage | InfoErrorMessage
 
 export interface InfoLimits {
   /** Largest frame, bytes (default MAX_FRAME_BYTES). */
   maxFrameBytes?: number
 }
 
-const REQUEST_TYPES = ['info-request', 'ping'] as const
-const RESPONSE_TYPES = ['info', 'pong', 'error'] as const
+const REQUEST_TYPES = ['info-request', 'ping', 'record-request'] as const
+const RESPONSE_TYPES = ['info', 'pong', 'record', 'error'] as const
 const SEMVER_PATTERN = /^\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.+-]*)?$/
 
 export function parseInfoRequest (bytes: Uint8Array, limits: InfoLimits = {}): InfoRequest {
@@ -88,6 +103,7 @@ export function validateInfoRequest (value: unknown, limits: InfoLimits = {}): I
   const obj = expectObject(value, 'message')
   const type = expectOneOf(field(obj, 'type'), 'message.type', REQUEST_TYPES)
   if (type === 'info-request') return { type }
+  if (type === 'record-request') return { type, modelId: expectModelId(field(obj, 'modelId'), 'record-request.modelId') }
   return validatePing(obj, 'ping', limits)
 }
 
@@ -97,6 +113,7 @@ export function validateInfoResponse (value: unknown, limits: InfoLimits = {}): 
   switch (type) {
     case 'info': return validateInfo(obj)
     case 'pong': return validatePing(obj, 'pong', limits)
+    case 'record': return { type, value: expectBytes(field(obj, 'value'), 'record.value', MAX_RECORD_VALUE_BYTES) }
     case 'error':
       return {
         type,
