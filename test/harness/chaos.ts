@@ -73,7 +73,7 @@ export async function runChaos (options: ChaosOptions): Promise<ChaosRound[]> {
         }, model.tokenizer, options.prompt, { maxTokens: options.genTokens })
         await session.close()
         rounds.push({ fault, atStep, victim, tokens: result.tokens, stallMs, reroutes })
-        options.log?.(`round ${round}: ${fault} of ${victim.slice(-6)} after step ${atStep}: stall ${stallMs.toFixed(0)} ms, ${reroutes.length} reroute(s)`)
+        options.log?.(`round ${round}: ${fault} of ${victim.slice(-6)} after step ${atStep}: stall ${stallMs.toFixed(0)} ms (reroute ${reroutes.map(r => r.recoveryMs.toFixed(0)).join(' + ')} ms), ${reroutes.length} reroute(s)`)
         // restore the layout: the victim is gone (or frozen); replace it with a fresh node of the same blocks
         if (victimIndex >= 0) {
           const old = nodes[victimIndex]
