@@ -154,9 +154,12 @@ export async function startServer (options: ServerOptions): Promise<SwarmServer>
 
     await dialBootstrap(host, options.bootstrap ?? [])
     state = 'online'
-    // the first announcement must land before we say we are ready: clients that start right after see us
-    await announce(AbortSignal.timeout(15_000)).catch(err => { log(`first announce failed: ${(err as Error).message}`) })
-    await Promise.resolve().then(provide).catch(err => { log(`provide failed: ${(err as Error).message}`) })
+    // the first announcement must land before we say we are ready: clients that start right after see us. The
+    // record and the provider record go out together (each waits for its own DHT query)
+    await Promise.all([
+      announce(AbortSignal.timeout(15_000)).catch(err => { log(`first announce failed: ${(err as Error).message}`) }),
+      Promise.resolve().then(provide).catch(err => { log(`provide failed: ${(err as Error).message}`) })
+    ])
     const refresh = setInterval(() => {
       announceSoon()
       Promise.resolve().then(provide).catch(err => { log(`provide failed: ${(err as Error).message}`) })

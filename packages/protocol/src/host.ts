@@ -43,6 +43,10 @@ export interface SwarmHostOptions {
 /** Ping interval of the connection monitor: a hung (SIGSTOPped) peer's connections are aborted within ~1.5 s. */
 export const DEFAULT_PING_INTERVAL_MS = 1000
 
+/** Bounds of the DHT's adaptive per-request timeout (kad-dht's networkDialTimeout), ms. */
+export const DHT_REQUEST_MIN_TIMEOUT_MS = 2_000
+export const DHT_REQUEST_MAX_TIMEOUT_MS = 10_000
+
 /** Creates and starts a swarm host. */
 export async function createSwarmHost (options: SwarmHostOptions = {}): Promise<SwarmHost> {
   const pingIntervalMs = options.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS
@@ -76,6 +80,10 @@ export async function createSwarmHost (options: SwarmHostOptions = {}): Promise<
         validators: createRecordValidators(),
         selectors: recordSelectors,
         initialQuerySelfInterval: 0,
+        // a DHT query waits for every peer it asks; a hung one (SIGSTOPped, a laptop asleep with its TCP still open)
+        // holds it for the request timeout, libp2p's default at least 5 s and up to 60 s after failures. Requests
+        // answered within the moving average x 1.2 still get that long; below 2 s is cut.
+        networkDialTimeout: { minTimeout: DHT_REQUEST_MIN_TIMEOUT_MS, maxTimeout: DHT_REQUEST_MAX_TIMEOUT_MS },
         allowQueryWithZeroPeers: true,
         reprovide: { validity: providerTtlMs, interval: Math.max(1000, Math.floor(providerTtlMs / 3)), threshold: Math.floor(providerTtlMs / 2) }
       })
