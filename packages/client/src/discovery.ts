@@ -6,8 +6,8 @@ import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import {
-  encodeInfoRequest, errorFromWire, INFO_PROTOCOL, isCompatibleVersion, MalformedMessageError, MAX_RECORD_VALUE_BYTES, modelCid,
-  parseInfoResponse, recordKey, verifyRecordValue, type SwarmHost, type SwarmRecord
+  Deadline, encodeInfoRequest, errorFromWire, INFO_PROTOCOL, isCompatibleVersion, MalformedMessageError, MAX_RECORD_VALUE_BYTES,
+  modelCid, parseInfoResponse, recordKey, verifyRecordValue, type InfoRequest, type InfoResponse, type SwarmHost, type SwarmRecord
 } from '@swarm/protocol'
 
 export interface DiscoverOptions {
@@ -30,27 +30,27 @@ export const DEFAULT_DISCOVERY_QUIET_MS = 2_000
  * Each provider's record is fetched as soon as the lookup names it. The lookup ends when the DHT query does, after
  * `timeoutMs`, or `quietMs` after the last new provider: every peer close to the model's CID holds the whole provider
  * set, so the first answers name everyone, while the query itself runs on until each peer near the CID has answered,
- * which a hung peer (SIGSTOPped, a sleeping laptop) stretches to the DHT's request timeout, 5 s or more.
+ * which a hung peer (SIGSTOPped, a sleeping laptop) stretches to the DHT's request timeout (2-10 s, host.ts).
  */
 export async function discoverRecords (host: SwarmHost, modelId: string, options: DiscoverOptions = {}): Promise<SwarmRecord[]> {
-  const quiet = new AbortController()
+  // the quiet window starts counting at the first provider
+  const quiet = new Deadline(options.quietMs ?? DEFAULT_DISCOVERY_QUIET_MS)
+  quiet.pause()
   const signal = AbortSignal.any([quiet.signal, AbortSignal.timeout(options.timeoutMs ?? 10_000), ...(options.signal !== undefined ? [options.signal] : [])])
   const fetches = new Map<string, Promise<SwarmRecord | undefined>>()
-  let quietTimer: ReturnType<typeof setTimeout> | undefined
   try {
     for await (const provider of host.contentRouting.findProviders(modelCid(modelId), { signal })) {
       const peerId = provider.id.toString()
       if (fetches.has(peerId) || options.skip?.has(peerId) === true) continue
       for (const addr of provider.multiaddrs) await host.peerStore.merge(provider.id, { multiaddrs: [addr] }).catch(() => {})
       fetches.set(peerId, fetchRecord(host, modelId, peerId, options))
-      if (quietTimer === undefined) quietTimer = setTimeout(() => { quiet.abort() }, options.quietMs ?? DEFAULT_DISCOVERY_QUIET_MS)
-      else quietTimer.refresh()
+      quiet.restart()
     }
   } catch (err) {
     options.signal?.throwIfAborted()
     if (!signal.aborted) options.log?.(`provider lookup ended early: ${(err as Error).message}`)
   } finally {
-    clearTimeout(quietTimer)
+    quiet.clear()
   }
   const records = await Promise.all(fetches.values())
   return records.filter((r): r is SwarmRecord => r !== undefined)
@@ -90,15 +90,28 @@ export async function fetchRecord (host: SwarmHost, modelId: string, peerId: str
  * (it answers malformed-message). Other error answers and failures to reach it throw.
  */
 async function requestRecord (host: SwarmHost, modelId: string, peerId: string, signal: AbortSignal): Promise<Uint8Array | undefined> {
+  const { response } = await exchangeInfo(host, peerId, { type: 'record-request', modelId }, { signal, maxDataLength: MAX_RECORD_VALUE_BYTES + 1024 })
+  if (response.type === 'record') return response.value
+  if (response.type === 'error' && response.code === MalformedMessageError.code) return undefined
+  throw response.type === 'error' ? errorFromWire(response) : new MalformedMessageError(`${peerId} answered a record-request with ${response.type}`)
+}
+
+/**
+ * One info-protocol exchange with a peer on a stream of its own: the request, its response, and the round trip from
+ * the request's write to the response's arrival (the dial is not counted). The stream is closed after the response
+ * and aborted on any failure.
+ */
+export async function exchangeInfo (host: SwarmHost, peerId: string, request: InfoRequest, options: { signal: AbortSignal, maxDataLength?: number }): Promise<{ response: InfoResponse, rttMs: number }> {
+  const { signal } = options
   const stream = await host.dialProtocol(peerIdFromString(peerId), INFO_PROTOCOL, { signal })
   try {
-    const lp = lpStream(stream, { maxDataLength: MAX_RECORD_VALUE_BYTES + 1024 })
-    await lp.write(encodeInfoRequest({ type: 'record-request', modelId }), { signal })
+    const lp = lpStream(stream, options.maxDataLength !== undefined ? { maxDataLength: options.maxDataLength } : {})
+    const started = performance.now()
+    await lp.write(encodeInfoRequest(request), { signal })
     const response = parseInfoResponse((await lp.read({ signal })).subarray())
+    const rttMs = performance.now() - started
     await stream.close({ signal }).catch(() => {})
-    if (response.type === 'record') return response.value
-    if (response.type === 'error' && response.code === MalformedMessageError.code) return undefined
-    throw response.type === 'error' ? errorFromWire(response) : new MalformedMessageError(`${peerId} answered a record-request with ${response.type}`)
+    return { response, rttMs }
   } catch (err) {
     stream.abort(err as Error)
     throw err
@@ -114,16 +127,9 @@ export async function rememberAddrs (host: SwarmHost, record: SwarmRecord): Prom
 /** round trip of one info-protocol ping, ms (dials first if needed; the dial is not counted) */
 export async function measureRtt (host: SwarmHost, peerId: string, options: { signal?: AbortSignal } = {}): Promise<number> {
   const signal = AbortSignal.any([AbortSignal.timeout(5_000), ...(options.signal !== undefined ? [options.signal] : [])])
-  const peer = peerIdFromString(peerId)
-  await host.dial(peer, { signal })
-  const stream = await host.dialProtocol(peer, INFO_PROTOCOL, { signal })
-  const lp = lpStream(stream)
+  await host.dial(peerIdFromString(peerId), { signal })
   const nonce = Math.floor(Math.random() * 2 ** 31)
-  const started = performance.now()
-  await lp.write(encodeInfoRequest({ type: 'ping', nonce }), { signal })
-  const response = parseInfoResponse((await lp.read({ signal })).subarray())
-  const rtt = performance.now() - started
-  await stream.close({ signal }).catch(() => {})
+  const { response, rttMs } = await exchangeInfo(host, peerId, { type: 'ping', nonce }, { signal })
   if (response.type !== 'pong' || response.nonce !== nonce) throw new Error(`bad ping answer from ${peerId}`)
-  return rtt
+  return rttMs
 }

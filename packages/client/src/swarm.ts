@@ -8,16 +8,13 @@
  * await swarm.close()
  * ```
  */
-import { peerIdFromString } from '@libp2p/peer-id'
-import { lpStream } from '@libp2p/utils'
 import { defaultModelPath, loadTokenizer, ModelHead, openModel, selectBackend, weightsManifest, type BackendChoice } from '@swarm/kernels'
 import {
-  computeModelId, createSwarmHost, dialBootstrap, encodeInfoRequest, INFO_PROTOCOL, parseInfoResponse, type InfoMessage,
-  stopHost, type SwarmHost
+  computeModelId, createSwarmHost, dialBootstrap, type InfoMessage, stopHost, type SwarmHost
 } from '@swarm/protocol'
 import { ClosedError } from './errors.js'
 import { ModelView } from './model-view.js'
-import { discoverRecords, rememberAddrs } from './discovery.js'
+import { discoverRecords, exchangeInfo, rememberAddrs } from './discovery.js'
 import { RemoteModel } from './remote-model.js'
 
 export interface ConnectOptions {
@@ -115,13 +112,8 @@ export class Swarm {
     peers.delete(self)
     const answers = await Promise.all([...peers].map(async peerId => {
       try {
-        const stream = await this.host.dialProtocol(peerIdFromString(peerId), INFO_PROTOCOL, { signal: AbortSignal.timeout(5_000) })
-        const lp = lpStream(stream)
-        const started = performance.now()
-        await lp.write(encodeInfoRequest({ type: 'info-request' }))
-        const response = parseInfoResponse((await lp.read({ signal: AbortSignal.timeout(5_000) })).subarray())
-        const rttMs = performance.now() - started
-        await stream.close().catch(() => {})
+        // 10 s for the stream and the answer together (the worst case of the 5 s each they had apart)
+        const { response, rttMs } = await exchangeInfo(this.host, peerId, { type: 'info-request' }, { signal: AbortSignal.timeout(10_000) })
         return response.type === 'info' ? [{ ...response, rttMs }] : []
       } catch {
         return []
