@@ -1,17 +1,22 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { Deadline } from './deadline.js'
 
+/** `d`, counting from now, is still running 1 ms before `ms` have passed and has expired when they have */
+function expectExpiresIn (d: Deadline, ms: number): void {
+  vi.advanceTimersByTime(ms - 1)
+  expect(d.signal.aborted).toBe(false)
+  vi.advanceTimersByTime(1)
+  expect(d.signal.aborted).toBe(true)
+  expect(d.expired).toBe(true)
+}
+
 describe('Deadline', () => {
   beforeEach(() => { vi.useFakeTimers() })
   afterEach(() => { vi.useRealTimers() })
 
   it('aborts with a TimeoutError when its time passes', () => {
     const d = new Deadline(100)
-    vi.advanceTimersByTime(99)
-    expect(d.signal.aborted).toBe(false)
-    vi.advanceTimersByTime(1)
-    expect(d.signal.aborted).toBe(true)
-    expect(d.expired).toBe(true)
+    expectExpiresIn(d, 100)
     expect((d.signal.reason as DOMException).name).toBe('TimeoutError')
   })
 
@@ -55,10 +60,7 @@ describe('Deadline', () => {
       d.restart()
     }
     expect(d.signal.aborted).toBe(false)
-    vi.advanceTimersByTime(99)
-    expect(d.signal.aborted).toBe(false)
-    vi.advanceTimersByTime(1)
-    expect(d.expired).toBe(true)
+    expectExpiresIn(d, 100)
   })
 
   it('does not count time while paused, and counts again from restart', () => {
@@ -69,10 +71,7 @@ describe('Deadline', () => {
     vi.advanceTimersByTime(500)
     expect(d.signal.aborted).toBe(false)
     d.restart()
-    vi.advanceTimersByTime(99)
-    expect(d.signal.aborted).toBe(false)
-    vi.advanceTimersByTime(1)
-    expect(d.expired).toBe(true)
+    expectExpiresIn(d, 100)
   })
 
   it('stays aborted: restart after the time ran out does nothing', () => {
