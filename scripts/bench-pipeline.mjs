@@ -1,15 +1,21 @@
 #!/usr/bin/env node
-// The platform's share of a swarm's added time per token, with no libp2p at all: the swarm benchmark's three stages
-// ([0, 3), [3, 5), [5, 8) of 8 blocks) in three child processes chained as a swarm with server-to-server push is (the
+// The platform's and libp2p's shares of a swarm's added time per token. The swarm benchmark's three stages ([0, 3),
+// [3, 5), [5, 8) of 8 blocks) run in three child processes chained as a swarm with server-to-server push is (the
 // parent, playing the client, sends a step's hidden states to the first stage, each stage sends its output straight
-// to the next, the last one back to the parent) over plain loopback TCP sockets: the same 8 KB of f32 hidden states
-// per message, but no encryption, no muxer, no framing beyond a fixed size, no validation. The parent spends
-// --client-ms busy between tokens, as the client's LM head does. Against it, the same three stages back to back in
-// one process with the same client work. Both use the WebAssembly kernels on one thread. Whatever this pipeline loses
-// (stages computing slower after idling while the others compute, wake-ups, the sockets) a swarm loses too, before
-// any cost of its own stack.
+// to the next, the last one back to the parent), over one of two transports:
+// - tcp: plain loopback TCP sockets: the same 8 KB of f32 hidden states per message, but no encryption, no muxer, no
+//   framing beyond a fixed size, no validation. Whatever this pipeline loses (stages computing slower after idling
+//   while the others compute, wake-ups, the sockets) a swarm loses too, before any cost of its own stack.
+// - libp2p: the swarm's libp2p stack (createSwarmHost: TCP, noise, yamux) with length-prefixed frames on one stream
+//   per hop (lpStream, as nodes use it), still without any message of the swarm's protocol (no msgpack, validation,
+//   sessions, results to the client). The difference to tcp is what libp2p costs; the swarm's difference to this is
+//   what the swarm protocol costs.
+// The parent spends --client-ms busy between tokens, as the client's LM head does. Against it, the same three stages
+// back to back in one process with the same client work. All use the WebAssembly kernels on one thread. Each round
+// runs a pipeline and then the one-process run, so the machine's noise falls on both alike; with --transport both
+// (the default) all rounds over tcp come first, then all over libp2p, each transport's stages running only in its turn.
 //
-//   node scripts/bench-pipeline.mjs [--model PATH] [--steps 150] [--rounds 2] [--client-ms 5]
+//   node scripts/bench-pipeline.mjs [--model PATH] [--steps 150] [--rounds 2] [--client-ms 5] [--transport tcp|libp2p|both]
 import { fork } from 'node:child_process'
 import net from 'node:net'
 import { dirname, join, resolve } from 'node:path'
@@ -18,16 +24,17 @@ import { fileURLToPath } from 'node:url'
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const { BlockStack, openModel, selectBackend } = await import(join(root, 'packages/kernels/dist/index.js'))
 
-const o = { model: join(root, '.cache/bench/tl8-q8_0.gguf'), steps: 150, rounds: 2, clientMs: 5 }
+const o = { model: join(root, '.cache/bench/tl8-q8_0.gguf'), steps: 150, rounds: 2, clientMs: 5, transport: 'both' }
 const argv = process.argv.slice(2)
 const child = argv[0] === '--stage'
-for (let i = child ? 3 : 0; i < argv.length; i++) {
+for (let i = child ? 4 : 0; i < argv.length; i++) {
   const a = argv[i]
   const v = () => { if (argv[i + 1] === undefined) throw new Error(`missing value for ${a}`); return argv[++i] }
   if (a === '--model') o.model = v()
   else if (a === '--steps') o.steps = Number(v())
   else if (a === '--rounds') o.rounds = Number(v())
   else if (a === '--client-ms') o.clientMs = Number(v())
+  else if (a === '--transport') o.transport = v()
   else { console.error(`unknown argument ${a}`); process.exit(2) }
 }
 // the first WARMUP_STEPS of each round are not counted
@@ -35,6 +42,32 @@ const WARMUP_STEPS = 10
 if (!Number.isInteger(o.steps) || o.steps < 2 * WARMUP_STEPS) { console.error(`--steps takes an integer >= ${2 * WARMUP_STEPS}`); process.exit(2) }
 if (!Number.isInteger(o.rounds) || o.rounds < 1) { console.error('--rounds takes an integer >= 1'); process.exit(2) }
 if (!Number.isFinite(o.clientMs) || o.clientMs < 0) { console.error('--client-ms takes milliseconds >= 0'); process.exit(2) }
+if (!['tcp', 'libp2p', 'both'].includes(o.transport)) { console.error('--transport takes tcp, libp2p or both'); process.exit(2) }
+const transports = o.transport === 'both' ? ['tcp', 'libp2p'] : [o.transport]
+const PIPE_PROTOCOL = '/swarm-bench/pipeline/1.0.0'
+/** the swarm's libp2p host and the length-prefixed frames its nodes use */
+async function libp2p () {
+  const { createSwarmHost } = await import(join(root, 'packages/protocol/dist/index.js'))
+  const { lpStream } = await import(join(root, 'packages/node/node_modules/@libp2p/utils/dist/src/index.js'))
+  const { multiaddr } = await import(join(root, 'packages/protocol/node_modules/@multiformats/multiaddr/dist/src/index.js'))
+  const host = await createSwarmHost({ listen: ['/ip4/127.0.0.1/tcp/0'] })
+  return {
+    host,
+    addr: host.getMultiaddrs()[0].toString(),
+    /** calls onFrame with each frame of each stream opened to this host (a copy, as f32) */
+    serve: async onFrame => {
+      await host.handle(PIPE_PROTOCOL, stream => {
+        const lp = lpStream(stream, { maxDataLength: 1 << 20 })
+        void (async () => { for (;;) onFrame(new Float32Array(Uint8Array.from((await lp.read()).subarray()).buffer)) })().catch(() => {})
+      })
+    },
+    /** a stream to `addr`: send(x) writes one frame */
+    connect: async addr => {
+      const lp = lpStream(await host.dialProtocol(multiaddr(addr), PIPE_PROTOCOL))
+      return { send: x => { void lp.write(new Uint8Array(x.buffer, x.byteOffset, x.byteLength)).catch(() => {}) } }
+    }
+  }
+}
 
 async function loadStage (source, [start, end]) {
   const selected = await selectBackend('auto', { threads: 1 })
@@ -53,11 +86,19 @@ function frames (socket, bytes, onFrame) {
     }
   })
 }
-const send = (socket, x) => { socket.write(new Uint8Array(x.buffer, x.byteOffset, x.byteLength)) }
+/** a sender to `addr` (a TCP port, or a libp2p address through host `p2p`): send(x) writes x's bytes */
+async function connect (transport, p2p, addr) {
+  if (transport === 'libp2p') return await p2p.connect(addr)
+  const socket = net.connect(addr, '127.0.0.1')
+  socket.setNoDelay(true)
+  await new Promise(resolve => socket.once('connect', resolve))
+  return { send: x => { socket.write(new Uint8Array(x.buffer, x.byteOffset, x.byteLength)) }, close: () => { socket.destroy() } }
+}
 
 if (child) {
-  // ---- one stage: listens for its input, runs a decode step per frame, sends the output on to `next` ----
+  // ---- one stage: takes its input frames, runs a decode step per frame, sends the output on to `next` ----
   const range = argv.slice(1, 3).map(Number)
+  const transport = argv[3]
   const source = await openModel(o.model)
   const stack = await loadStage(source, range)
   await source.close()
@@ -65,19 +106,26 @@ if (child) {
   let cache = stack.createCache(o.steps + 1)
   let times = []
   let next
-  const server = net.createServer(socket => {
-    socket.setNoDelay(true)
-    frames(socket, bytes, x => {
-      const t0 = performance.now()
-      const out = stack.forward(cache, x, 1)
-      times.push(performance.now() - t0)
-      send(next, out)
-    })
-  }).listen(0, '127.0.0.1', () => { process.send({ port: server.address().port }) })
+  const onFrame = x => {
+    const t0 = performance.now()
+    const out = stack.forward(cache, x, 1)
+    times.push(performance.now() - t0)
+    next.send(out)
+  }
+  let p2p
+  if (transport === 'libp2p') {
+    p2p = await libp2p()
+    await p2p.serve(onFrame)
+    process.send({ addr: p2p.addr })
+  } else {
+    const server = net.createServer(socket => {
+      socket.setNoDelay(true)
+      frames(socket, bytes, onFrame)
+    }).listen(0, '127.0.0.1', () => { process.send({ addr: server.address().port }) })
+  }
   process.on('message', message => {
     if (message.next !== undefined) {
-      next = net.connect(message.next, '127.0.0.1', () => { process.send({ connected: true }) })
-      next.setNoDelay(true)
+      void connect(transport, p2p, message.next).then(c => { next = c; process.send({ connected: true }) })
     } else if (message === 'reset') {
       process.send({ times })
       cache = stack.createCache(o.steps + 1)
@@ -101,61 +149,89 @@ if (child) {
   }
   console.log(`model ${o.model}: stages ${ranges.map(([a, b]) => `[${a}, ${b})`).join(' -> ')}, wasm backend, 1 thread each; ${o.steps} decode steps per round, client work ${o.clientMs} ms per token`)
 
-  const stages = ranges.map(range => fork(fileURLToPath(import.meta.url), ['--stage', ...range.map(String), '--model', o.model, '--steps', String(o.steps)]))
   const answer = stage => new Promise(resolve => stage.once('message', resolve))
-  const ports = (await Promise.all(stages.map(answer))).map(m => m.port)
-  // the last stage sends back to this process
   let onResult
-  const back = net.createServer(socket => { socket.setNoDelay(true); frames(socket, source.config.dim * 4, x => onResult(x)) })
-  await new Promise(resolve => back.listen(0, '127.0.0.1', resolve))
-  const nextPorts = [...ports.slice(1), back.address().port]
-  await Promise.all(stages.map((stage, i) => { const a = answer(stage); stage.send({ next: nextPorts[i] }); return a }))
-  const first = net.connect(ports[0], '127.0.0.1')
-  first.setNoDelay(true)
-  await new Promise(resolve => first.once('connect', resolve))
+  /** starts the three stage processes chained over `transport`; returns them and the sender to the first one */
+  async function startPipeline (transport) {
+    const stages = ranges.map(range => fork(fileURLToPath(import.meta.url), ['--stage', ...range.map(String), transport, '--model', o.model, '--steps', String(o.steps)]))
+    const addrs = (await Promise.all(stages.map(answer))).map(m => m.addr)
+    // the last stage sends back to this process
+    let back, p2p
+    if (transport === 'libp2p') {
+      p2p = await libp2p()
+      await p2p.serve(x => onResult(x))
+      back = p2p.addr
+    } else {
+      const server = net.createServer(socket => { socket.setNoDelay(true); frames(socket, source.config.dim * 4, x => onResult(x)) })
+      await new Promise(resolve => server.listen(0, '127.0.0.1', resolve))
+      back = server.address().port
+      p2p = { host: { stop: async () => { server.close() } } }
+    }
+    const nextAddrs = [...addrs.slice(1), back]
+    await Promise.all(stages.map((stage, i) => { const a = answer(stage); stage.send({ next: nextAddrs[i] }); return a }))
+    const first = await connect(transport, p2p, addrs[0])
+    return {
+      stages,
+      first,
+      stop: async () => {
+        first.close?.()
+        await p2p.host.stop()
+        for (const stage of stages) stage.disconnect()
+      }
+    }
+  }
   const locals = []
   for (const range of ranges) locals.push(await loadStage(source, range))
   await source.close()
   const h = input(source.config.dim)
-  const summary = { pipeline: [], local: [] }
-  try {
-    for (let round = 1; round <= o.rounds; round++) {
-      // three processes, each step passed down the chain and back
-      let tokens = []
-      for (let s = 0; s < o.steps; s++) {
-        const t0 = performance.now()
-        const result = new Promise(resolve => { onResult = resolve })
-        send(first, h)
-        await result
-        busy(o.clientMs)
-        tokens.push(performance.now() - t0)
-      }
-      let times = (await Promise.all(stages.map(stage => { const a = answer(stage); stage.send('reset'); return a }))).map(m => m.times)
-      summary.pipeline.push(report(`round ${round}  3 processes`, times, tokens))
-      // the same stages back to back in this process
-      const caches = locals.map(stack => stack.createCache(o.steps + 1))
-      times = ranges.map(() => [])
-      tokens = []
-      for (let s = 0; s < o.steps; s++) {
-        const t0 = performance.now()
-        let x = h
-        for (let i = 0; i < locals.length; i++) {
-          const t = performance.now()
-          x = locals[i].forward(caches[i], x, 1)
-          times[i].push(performance.now() - t)
+  // the event loop turns between tokens, so libp2p's connection monitor keeps getting its pings answered
+  const yieldLoop = () => new Promise(resolve => setImmediate(resolve))
+  const results = []
+  // one transport at a time (no idle stage processes of the other), its rounds alternating with one-process rounds
+  for (const transport of transports) {
+    const pipeline = await startPipeline(transport)
+    const summary = { pipeline: [], local: [] }
+    try {
+      for (let round = 1; round <= o.rounds; round++) {
+        // three processes, each step passed down the chain and back
+        let tokens = []
+        for (let s = 0; s < o.steps; s++) {
+          const t0 = performance.now()
+          const result = new Promise(resolve => { onResult = resolve })
+          pipeline.first.send(h)
+          await result
+          busy(o.clientMs)
+          tokens.push(performance.now() - t0)
         }
-        busy(o.clientMs)
-        tokens.push(performance.now() - t0)
+        let times = (await Promise.all(pipeline.stages.map(stage => { const a = answer(stage); stage.send('reset'); return a }))).map(m => m.times)
+        summary.pipeline.push(report(`round ${round}  3 processes, ${transport}`, times, tokens))
+        // the same stages back to back in this process
+        const caches = locals.map(stack => stack.createCache(o.steps + 1))
+        times = ranges.map(() => [])
+        tokens = []
+        for (let s = 0; s < o.steps; s++) {
+          await yieldLoop()
+          const t0 = performance.now()
+          let x = h
+          for (let i = 0; i < locals.length; i++) {
+            const t = performance.now()
+            x = locals[i].forward(caches[i], x, 1)
+            times[i].push(performance.now() - t)
+          }
+          busy(o.clientMs)
+          tokens.push(performance.now() - t0)
+        }
+        summary.local.push(report(`round ${round}  one process`, times, tokens))
       }
-      summary.local.push(report(`round ${round}  one process`, times, tokens))
+    } finally {
+      await pipeline.stop()
     }
-  } finally {
-    first.destroy()
-    back.close()
-    for (const stage of stages) stage.disconnect()
+    results.push({ transport, ...summary })
   }
-  const p = median(summary.pipeline)
-  const l = median(summary.local)
-  const paired = median(summary.local.map((x, i) => x / summary.pipeline[i]))
-  console.log(`token median of rounds: 3 processes ${p.toFixed(2)} ms, one process ${l.toFixed(2)} ms; ratio ${(l / p).toFixed(3)} (added ${(p - l).toFixed(2)} ms per token); median of the rounds' own ratios ${paired.toFixed(3)}`)
+  for (const { transport, pipeline, local } of results) {
+    const p = median(pipeline)
+    const l = median(local)
+    const paired = median(local.map((x, i) => x / pipeline[i]))
+    console.log(`${transport.padEnd(6)}: token median of rounds: 3 processes ${p.toFixed(2)} ms, one process ${l.toFixed(2)} ms; ratio ${(l / p).toFixed(3)} (added ${(p - l).toFixed(2)} ms per token); median of the rounds' own ratios ${paired.toFixed(3)}`)
+  }
 }
