@@ -44,55 +44,70 @@ if (!Number.isInteger(o.rounds) || o.rounds < 1) { console.error('--rounds takes
 if (!Number.isFinite(o.clientMs) || o.clientMs < 0) { console.error('--client-ms takes milliseconds >= 0'); process.exit(2) }
 if (!['tcp', 'libp2p', 'both'].includes(o.transport)) { console.error('--transport takes tcp, libp2p or both'); process.exit(2) }
 const transports = o.transport === 'both' ? ['tcp', 'libp2p'] : [o.transport]
-const PIPE_PROTOCOL = '/swarm-bench/pipeline/1.0.0'
-/** the swarm's libp2p host and the length-prefixed frames its nodes use */
-async function libp2p () {
-  const { createSwarmHost } = await import(join(root, 'packages/protocol/dist/index.js'))
-  const { lpStream } = await import(join(root, 'packages/node/node_modules/@libp2p/utils/dist/src/index.js'))
-  const { multiaddr } = await import(join(root, 'packages/protocol/node_modules/@multiformats/multiaddr/dist/src/index.js'))
-  const host = await createSwarmHost({ listen: ['/ip4/127.0.0.1/tcp/0'] })
-  return {
-    host,
-    addr: host.getMultiaddrs()[0].toString(),
-    /** calls onFrame with each frame of each stream opened to this host (a copy, as f32) */
-    serve: async onFrame => {
-      await host.handle(PIPE_PROTOCOL, stream => {
-        const lp = lpStream(stream, { maxDataLength: 1 << 20 })
-        void (async () => { for (;;) onFrame(new Float32Array(Uint8Array.from((await lp.read()).subarray()).buffer)) })().catch(() => {})
-      })
-    },
-    /** a stream to `addr`: send(x) writes one frame */
-    connect: async addr => {
-      const lp = lpStream(await host.dialProtocol(multiaddr(addr), PIPE_PROTOCOL))
-      return { send: x => { void lp.write(new Uint8Array(x.buffer, x.byteOffset, x.byteLength)).catch(() => {}) } }
-    }
-  }
-}
-
 async function loadStage (source, [start, end]) {
   const selected = await selectBackend('auto', { threads: 1 })
   return await BlockStack.load(source, { start, end }, { ops: selected.ops, threads: selected.threads })
 }
 const input = dim => Float32Array.from({ length: dim }, (_, i) => Math.sin(i) * 0.3)
 
-/** reads fixed-size frames from a socket and calls onFrame with each (a fresh copy) */
-function frames (socket, bytes, onFrame) {
-  let pending = Buffer.alloc(0)
-  socket.on('data', data => {
-    pending = pending.length === 0 ? data : Buffer.concat([pending, data])
-    while (pending.length >= bytes) {
-      onFrame(new Float32Array(new Uint8Array(pending.subarray(0, bytes)).buffer))
-      pending = pending.subarray(bytes)
+const PIPE_PROTOCOL = '/swarm-bench/pipeline/1.0.0'
+const bytesOf = x => new Uint8Array(x.buffer, x.byteOffset, x.byteLength)
+/** a fresh f32 copy of a frame's bytes */
+const toF32 = bytes => new Float32Array(new Uint8Array(bytes).buffer)
+
+/**
+ * This process's end of the pipeline over `transport`: it calls onFrame with every frame of `bytes` bytes sent to
+ * `addr` (a TCP port, or a libp2p multiaddr); connect(addr) returns a sender whose send(x) writes x as one frame.
+ */
+async function endpoint (transport, bytes, onFrame) {
+  if (transport === 'libp2p') {
+    // the swarm's libp2p host and the length-prefixed frames its nodes use
+    const { createSwarmHost } = await import(join(root, 'packages/protocol/dist/index.js'))
+    const { lpStream } = await import(join(root, 'packages/node/node_modules/@libp2p/utils/dist/src/index.js'))
+    const { multiaddr } = await import(join(root, 'packages/protocol/node_modules/@multiformats/multiaddr/dist/src/index.js'))
+    const host = await createSwarmHost({ listen: ['/ip4/127.0.0.1/tcp/0'] })
+    await host.handle(PIPE_PROTOCOL, stream => {
+      const lp = lpStream(stream, { maxDataLength: bytes })
+      void (async () => { for (;;) onFrame(toF32((await lp.read()).subarray())) })().catch(() => {})
+    })
+    return {
+      addr: host.getMultiaddrs()[0].toString(),
+      connect: async addr => {
+        const lp = lpStream(await host.dialProtocol(multiaddr(addr), PIPE_PROTOCOL))
+        return { send: x => { void lp.write(bytesOf(x)).catch(() => {}) } }
+      },
+      // closes the streams too
+      stop: async () => { await host.stop() }
     }
+  }
+  const sockets = []
+  const server = net.createServer(socket => {
+    socket.setNoDelay(true)
+    // fixed-size frames
+    let pending = Buffer.alloc(0)
+    socket.on('data', data => {
+      pending = pending.length === 0 ? data : Buffer.concat([pending, data])
+      while (pending.length >= bytes) {
+        onFrame(toF32(pending.subarray(0, bytes)))
+        pending = pending.subarray(bytes)
+      }
+    })
   })
-}
-/** a sender to `addr` (a TCP port, or a libp2p address through host `p2p`): send(x) writes x's bytes */
-async function connect (transport, p2p, addr) {
-  if (transport === 'libp2p') return await p2p.connect(addr)
-  const socket = net.connect(addr, '127.0.0.1')
-  socket.setNoDelay(true)
-  await new Promise(resolve => socket.once('connect', resolve))
-  return { send: x => { socket.write(new Uint8Array(x.buffer, x.byteOffset, x.byteLength)) }, close: () => { socket.destroy() } }
+  await new Promise(resolve => server.listen(0, '127.0.0.1', resolve))
+  return {
+    addr: server.address().port,
+    connect: async port => {
+      const socket = net.connect(port, '127.0.0.1')
+      socket.setNoDelay(true)
+      sockets.push(socket)
+      await new Promise(resolve => socket.once('connect', resolve))
+      return { send: x => { socket.write(bytesOf(x)) } }
+    },
+    stop: async () => {
+      for (const socket of sockets) socket.destroy()
+      server.close()
+    }
+  }
 }
 
 if (child) {
@@ -112,20 +127,11 @@ if (child) {
     times.push(performance.now() - t0)
     next.send(out)
   }
-  let p2p
-  if (transport === 'libp2p') {
-    p2p = await libp2p()
-    await p2p.serve(onFrame)
-    process.send({ addr: p2p.addr })
-  } else {
-    const server = net.createServer(socket => {
-      socket.setNoDelay(true)
-      frames(socket, bytes, onFrame)
-    }).listen(0, '127.0.0.1', () => { process.send({ addr: server.address().port }) })
-  }
+  const end = await endpoint(transport, bytes, onFrame)
+  process.send({ addr: end.addr })
   process.on('message', message => {
     if (message.next !== undefined) {
-      void connect(transport, p2p, message.next).then(c => { next = c; process.send({ connected: true }) })
+      void end.connect(message.next).then(c => { next = c; process.send({ connected: true }) })
     } else if (message === 'reset') {
       process.send({ times })
       cache = stack.createCache(o.steps + 1)
@@ -156,26 +162,15 @@ if (child) {
     const stages = ranges.map(range => fork(fileURLToPath(import.meta.url), ['--stage', ...range.map(String), transport, '--model', o.model, '--steps', String(o.steps)]))
     const addrs = (await Promise.all(stages.map(answer))).map(m => m.addr)
     // the last stage sends back to this process
-    let back, p2p
-    if (transport === 'libp2p') {
-      p2p = await libp2p()
-      await p2p.serve(x => onResult(x))
-      back = p2p.addr
-    } else {
-      const server = net.createServer(socket => { socket.setNoDelay(true); frames(socket, source.config.dim * 4, x => onResult(x)) })
-      await new Promise(resolve => server.listen(0, '127.0.0.1', resolve))
-      back = server.address().port
-      p2p = { host: { stop: async () => { server.close() } } }
-    }
-    const nextAddrs = [...addrs.slice(1), back]
+    const end = await endpoint(transport, source.config.dim * 4, x => onResult(x))
+    const nextAddrs = [...addrs.slice(1), end.addr]
     await Promise.all(stages.map((stage, i) => { const a = answer(stage); stage.send({ next: nextAddrs[i] }); return a }))
-    const first = await connect(transport, p2p, addrs[0])
+    const first = await end.connect(addrs[0])
     return {
       stages,
       first,
       stop: async () => {
-        first.close?.()
-        await p2p.host.stop()
+        await end.stop()
         for (const stage of stages) stage.disconnect()
       }
     }
