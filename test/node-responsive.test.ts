@@ -4,6 +4,10 @@
  * gets one prefill step that takes hundreds of milliseconds (512 tokens through four blocks of dim 1024, one thread);
  * a second peer sends info pings one after another (a stream each) until the step's result comes. A node that held its thread for
  * the whole step would answer none of them before the result.
+ *
+ * A step of seconds (the CPU reference) must not end the session for its timeout, which bounds the wait for the
+ * client's next frame only; and a client waiting on it pings it (liveness.ts): answered while it computes, not once it
+ * is frozen.
  */
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -14,6 +18,8 @@ import {
   createSwarmHost, decodeTensor, encodeClientMessage, encodeInfoRequest, encodeTensor, INFERENCE_PROTOCOL, INFO_PROTOCOL,
   newSessionId, parseInfoResponse, parseNodeMessage, type SwarmHost
 } from '@swarm/protocol'
+import { PeerUnresponsiveError } from '@swarm/client'
+import { PeerProbe, Watchdog } from '../packages/client/src/liveness.js'
 import { ensureBuilt } from './harness/processes.js'
 import { setup, type SwarmHarness } from './harness/swarm.js'
 import { lpStream, multiaddr, peerIdFromString } from './harness/libp2p.js'
@@ -97,7 +103,7 @@ describe('a node computing a long step', () => {
   }, 180_000)
 })
 
-describe('a step that takes longer than the session timeout', () => {
+describe('a step of seconds (the CPU reference, --session-timeout 1)', () => {
   // the same model on the CPU reference (about 100x slower than the WebAssembly kernels) with --session-timeout 1: a
   // 32-token step takes seconds. The timeout bounds the wait for the client's next frame, not the node's own compute.
   let slow: SwarmHarness
@@ -128,6 +134,61 @@ describe('a step that takes longer than the session timeout', () => {
       }
       await lp.write(encodeClientMessage({ type: 'close' }))
       await stream.close()
+    } finally {
+      await host.stop()
+    }
+  }, 180_000)
+
+  // the client's watchdog (packages/client/src/liveness.ts) on a wait of seconds: pings while the node computes,
+  // and a ping that is not answered once the node is frozen
+  it('a client waiting on it pings it while it computes, and finds it hung once it is frozen (SIGSTOP)', async () => {
+    const host = await createSwarmHost({ dhtClient: true })
+    const node = slow.nodes[0]
+    try {
+      const ready = node.ready
+      await host.dial(multiaddr(ready.addrs[0]), { signal: AbortSignal.timeout(10_000) })
+      const stream = await host.dialProtocol(peerIdFromString(ready.peerId), INFERENCE_PROTOCOL, { signal: AbortSignal.timeout(10_000) })
+      const lp = lpStream(stream, { maxDataLength: 64 << 20 })
+      await lp.write(encodeClientMessage({ type: 'open', sessionId: newSessionId(), modelId: ready.modelId!, blocks: [0, config.nLayers], maxLength: 64 }))
+      expect(parseNodeMessage((await lp.read({ signal: AbortSignal.timeout(10_000) })).subarray()).type).toBe('opened')
+
+      const probe = new PeerProbe(host, 1000)
+      const hung: Error[] = []
+      const watchdog = new Watchdog(probe, ready.peerId, 100, err => { hung.push(err) })
+      // alive: a 32-token step of seconds on the CPU reference; the watchdog pings every 100 ms of it, all answered
+      const hidden = Float32Array.from({ length: 32 * config.dim }, (_, i) => Math.sin(i * 0.37) * 0.5)
+      const started = performance.now()
+      watchdog.arm()
+      await lp.write(encodeClientMessage({ type: 'step', stepId: 0, position: 0, hidden: encodeTensor(hidden, [32, config.dim], 'f32') }))
+      const reply = parseNodeMessage((await lp.read({ signal: AbortSignal.timeout(120_000) })).subarray())
+      watchdog.disarm()
+      const waitedMs = performance.now() - started
+      expect(reply).toMatchObject({ type: 'result', stepId: 0 })
+      expect(hung).toEqual([])
+      console.log(`a ${waitedMs.toFixed(0)} ms step: ${probe.pings} pings, all answered`)
+      // one ping per 100 ms of quiet plus its round trip: at least a few in a wait of over a second
+      expect(waitedMs).toBeGreaterThan(1000)
+      expect(probe.pings).toBeGreaterThanOrEqual(3)
+
+      // frozen: the next wait on it ends with PeerUnresponsiveError after a quiet 100 ms and a ping of 1000 ms
+      node.kill('SIGSTOP')
+      try {
+        const found = new Promise<Error>(resolve => {
+          const frozen = new Watchdog(probe, ready.peerId, 100, resolve)
+          frozen.arm()
+        })
+        const err = await found
+        expect(err).toBeInstanceOf(PeerUnresponsiveError)
+        expect(err.message).toMatch(/no answer to a ping within 1000 ms/)
+        // a disarmed watchdog says nothing, however long the server stays frozen
+        watchdog.arm()
+        watchdog.disarm()
+        await new Promise(resolve => setTimeout(resolve, 1500))
+        expect(hung).toEqual([])
+      } finally {
+        node.kill('SIGCONT')
+      }
+      stream.abort(new Error('test over'))
     } finally {
       await host.stop()
     }

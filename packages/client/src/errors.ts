@@ -44,6 +44,14 @@ export class SpanFailedError extends Error {
   }
 }
 
+/** A server did not answer a ping in time while the client waited on it (it hung); the cause of a SpanFailedError. */
+export class PeerUnresponsiveError extends Error {
+  constructor (message: string, options?: ErrorOptions) {
+    super(message, options)
+    this.name = 'PeerUnresponsiveError'
+  }
+}
+
 /** Failover gave up: the retry policy was exhausted. */
 export class RetriesExhaustedError extends Error {
   constructor (message: string, options?: ErrorOptions) {

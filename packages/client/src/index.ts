@@ -24,7 +24,7 @@ export {
 export { TextStream } from './text-stream.js'
 export {
   ContextOverflowError, EmptyPromptError, InvalidGenerationOptionError, MissingBlocksError, SpanFailedError,
-  RetriesExhaustedError, ClosedError
+  RetriesExhaustedError, ClosedError, PeerUnresponsiveError
 } from './errors.js'
 export { extendVocab } from './vocab-extend.js'
 export { Swarm, type ConnectOptions, type ModelOptions } from './swarm.js'

@@ -7,6 +7,7 @@
  */
 import { newSessionId, trace, type SwarmHost, type WireDtype } from '@swarm/protocol'
 import { ClosedError, MissingBlocksError, RetriesExhaustedError, SpanFailedError } from './errors.js'
+import { probeOf } from './liveness.js'
 import type { ModelView } from './model-view.js'
 import { SpanSession } from './span-session.js'
 
@@ -21,6 +22,12 @@ export interface RetryPolicy {
   openTimeoutMs: number
   /** when no route exists, wait this long for servers to (re)appear before giving up, ms */
   noRouteWaitMs: number
+  /**
+   * a server we wait on that is quiet this long gets pinged, and again every as long while the wait goes on; one
+   * that does not answer a ping within probeTimeoutMs has hung and is failed over (see liveness.ts), ms
+   */
+  probeAfterMs: number
+  probeTimeoutMs: number
 }
 
 export const DEFAULT_RETRY_POLICY: RetryPolicy = {
@@ -28,7 +35,9 @@ export const DEFAULT_RETRY_POLICY: RetryPolicy = {
   stepTimeoutMs: 20_000,
   stepTimeoutPerTokenMs: 50,
   openTimeoutMs: 10_000,
-  noRouteWaitMs: 10_000
+  noRouteWaitMs: 10_000,
+  probeAfterMs: 500,
+  probeTimeoutMs: 1000
 }
 
 /** What the SDK reports when a session changes its route. */
@@ -229,7 +238,8 @@ export class InferenceSession {
         for (const s of spans) {
           opened.push(await SpanSession.open(this.host, s.peerId, {
             sessionId: this.id, modelId: this.view.modelId, start: s.start, end: s.end, maxLength: this.maxLength, dim: this.dim,
-            wireDtype: this.wireDtype, signal, openTimeoutMs: this.policy.openTimeoutMs
+            wireDtype: this.wireDtype, signal, openTimeoutMs: this.policy.openTimeoutMs,
+            probe: probeOf(this.host, this.policy.probeTimeoutMs), probeAfterMs: this.policy.probeAfterMs
           }))
         }
         return opened

@@ -6,7 +6,8 @@ import {
   Deadline, decodeTensor, encodeClientMessage, encodeTensor, errorFromWire, INFERENCE_PROTOCOL, MAX_FRAME_BYTES,
   parseNodeMessage, PushMissingError, trace, type SwarmHost, type WireDtype
 } from '@swarm/protocol'
-import { SpanFailedError } from './errors.js'
+import { SpanFailedError, type PeerUnresponsiveError } from './errors.js'
+import { Watchdog, type PeerProbe } from './liveness.js'
 
 export interface SpanSessionOptions {
   sessionId: string
@@ -21,6 +22,9 @@ export interface SpanSessionOptions {
   signal?: AbortSignal
   /** deadline of the open handshake, ms */
   openTimeoutMs: number
+  /** pings the server when it is quiet this long while we wait on it (see liveness.ts) */
+  probe: PeerProbe
+  probeAfterMs: number
 }
 
 export class SpanSession {
@@ -35,8 +39,11 @@ export class SpanSession {
   private closed = false
   /** the server takes steps whose input is a push (its `opened` said so) */
   private takesPushedInput = false
+  private readonly watchdog: Watchdog
+  /** the server stopped answering pings during a wait (the stream was aborted for it) */
+  private hung: PeerUnresponsiveError | undefined
 
-  private constructor (peerId: string, options: SpanSessionOptions, stream: Stream) {
+  private constructor (peerId: string, options: SpanSessionOptions, stream: Stream, watchdog?: Watchdog) {
     this.peerId = peerId
     this.start = options.start
     this.end = options.end
@@ -46,18 +53,35 @@ export class SpanSession {
     // a result is never larger than the session's longest step, so a server cannot make us buffer more
     const maxFrameBytes = Math.min(MAX_FRAME_BYTES, options.maxLength * options.dim * 4 + 4096)
     this.lp = lpStream(stream, { maxDataLength: maxFrameBytes, maxBufferSize: 2 * maxFrameBytes })
+    this.watchdog = watchdog ?? new Watchdog(options.probe, peerId, options.probeAfterMs, err => { this.hung = err; this.abort(err) })
   }
 
   static async open (host: SwarmHost, peerId: string, options: SpanSessionOptions): Promise<SpanSession> {
-    const signal = AbortSignal.any([AbortSignal.timeout(options.openTimeoutMs), ...(options.signal !== undefined ? [options.signal] : [])])
+    // the dial and the handshake are waits on the server too: a hung one is found by the watchdog, long before the
+    // open deadline
+    let session: SpanSession | undefined
+    let hung: PeerUnresponsiveError | undefined
+    const onHung = new AbortController()
+    const watchdog = new Watchdog(options.probe, peerId, options.probeAfterMs, err => {
+      if (session === undefined) {
+        hung = err
+        onHung.abort(err)
+      } else {
+        session.hung = err
+        session.abort(err)
+      }
+    })
+    const signal = AbortSignal.any([AbortSignal.timeout(options.openTimeoutMs), onHung.signal, ...(options.signal !== undefined ? [options.signal] : [])])
+    watchdog.arm()
     let stream: Stream
     try {
       stream = await host.dialProtocol(peerIdFromString(peerId), INFERENCE_PROTOCOL, { signal })
     } catch (err) {
+      watchdog.disarm()
       options.signal?.throwIfAborted()
-      throw new SpanFailedError(`cannot reach ${peerId}: ${(err as Error).message}`, peerId, { cause: err })
+      throw new SpanFailedError(`cannot reach ${peerId}: ${hung?.message ?? (err as Error).message}`, peerId, { cause: hung ?? err })
     }
-    const session = new SpanSession(peerId, options, stream)
+    session = new SpanSession(peerId, options, stream, watchdog)
     try {
       await session.lp.write(encodeClientMessage({
         type: 'open', sessionId: options.sessionId, modelId: options.modelId, blocks: [options.start, options.end], maxLength: options.maxLength
@@ -69,7 +93,11 @@ export class SpanSession {
     } catch (err) {
       session.abort(err)
       options.signal?.throwIfAborted()
-      throw new SpanFailedError(`${peerId} refused blocks [${options.start}, ${options.end}): ${(err as Error).message}`, peerId, { cause: err })
+      const unresponsive = session.hung ?? hung
+      const what = unresponsive !== undefined ? 'hung while opening' : 'refused'
+      throw new SpanFailedError(`${peerId} ${what} blocks [${options.start}, ${options.end}): ${unresponsive?.message ?? (err as Error).message}`, peerId, { cause: unresponsive ?? err })
+    } finally {
+      watchdog.disarm()
     }
     return session
   }
@@ -90,6 +118,7 @@ export class SpanSession {
     // absent options stay off the wire: the encoder validates into a fresh message of the fields that are set
     const message = { type: 'step' as const, stepId, position, startFrom: options.startFrom, next: options.next, prev: options.prev }
     const light = options.pushedInput === true && this.takesPushedInput && options.prev !== undefined && options.startFrom === undefined
+    this.watchdog.arm()
     try {
       trace(`send@${this.start}`, this.sessionId, position)
       await this.lp.write(encodeClientMessage(light ? { ...message, pushedTokens: T } : { ...message, hidden: encodeTensor(hidden, [T, dim], this.wireDtype) }), { signal })
@@ -108,9 +137,10 @@ export class SpanSession {
     } catch (err) {
       this.abort(err)
       options.signal?.throwIfAborted()
-      const why = deadline.expired ? `no answer within ${options.deadlineMs} ms` : (err as Error).message
-      throw new SpanFailedError(`${this.peerId} failed on blocks [${this.start}, ${this.end}): ${why}`, this.peerId, { cause: err })
+      const why = this.hung?.message ?? (deadline.expired ? `no answer within ${options.deadlineMs} ms` : (err as Error).message)
+      throw new SpanFailedError(`${this.peerId} failed on blocks [${this.start}, ${this.end}): ${why}`, this.peerId, { cause: this.hung ?? err })
     } finally {
+      this.watchdog.disarm()
       deadline.clear()
     }
   }

@@ -5,7 +5,8 @@
  * The blocks run on the networking thread. A step on the host ops (WebAssembly, CPU reference) runs in pieces of
  * about PIECE_MS (a chunk of its tokens through one block, BlockStack.forwardInPieces) and hands the event loop back
  * whenever PIECE_MS have passed, so a long prefill never keeps the node from answering pings, info requests and
- * other sessions' frames for much longer than a piece, while a decode step of a few blocks runs in one go. A step on
+ * other sessions' frames for much longer than a piece, while a decode step of a few blocks runs in one go (steps
+ * queued back to back count as one run: many sessions' decode steps hand the event loop back too). A step on
  * a block executor (WebGPU) is asynchronous anyway. Compared with a separate compute thread this saves two thread
  * wake-ups per step on the route's critical path (the hand-off of the input and of the result) and a second V8 isolate.
  */
@@ -50,6 +51,10 @@ export class Compute {
   private tokenBlockMs: number | undefined
   /** stop() was called: a step in pieces ends at its next piece, later requests fail */
   private stopped = false
+  /** requests queued or running */
+  private pending = 0
+  /** when the event loop last had a turn during the current run of requests (see forwardYielding) */
+  private lastYield = 0
 
   private constructor (private readonly stack: BlockStack) {}
 
@@ -73,12 +78,17 @@ export class Compute {
 
   /** runs `request` after the requests before it; resolves with its reply or rejects with a ComputeError */
   async call (request: ComputeRequest): Promise<ComputeReply> {
+    // requests queued back to back follow each other as microtasks: the time since the event loop's last turn counts
+    // across them, so many sessions' short decode steps hand it back as a long step does
+    if (this.pending++ === 0) this.lastYield = performance.now()
     const run = this.queue.then(async () => await this.handle(request))
     this.queue = run.catch(() => {})
     try {
       return await run
     } catch (err) {
       throw err instanceof ComputeError ? err : new ComputeError((err as Error).message)
+    } finally {
+      this.pending--
     }
   }
 
@@ -127,16 +137,15 @@ export class Compute {
       return n >= 8 ? n - n % 4 : Math.max(1, n)
     }
     const pieces = this.stack.forwardInPieces(cache, hidden, T, range, chunkTokens)
-    let lastYield = performance.now()
     for (;;) {
       const started = performance.now()
       const piece = pieces.next()
       if (piece.done === true) return piece.value
       const now = performance.now()
       this.tokenBlockMs = Math.max(1e-3, (now - started) / piece.value)
-      if (now - lastYield >= PIECE_MS) {
+      if (now - this.lastYield >= PIECE_MS) {
         await new Promise(resolve => setImmediate(resolve))
-        lastYield = performance.now()
+        this.lastYield = performance.now()
         if (this.stopped) {
           // the cache goes back to where the step began
           pieces.return(new Float32Array(0))

@@ -40,8 +40,13 @@ export interface SwarmHostOptions {
   providerTtlMs?: number
 }
 
-/** Ping interval of the connection monitor: a hung (SIGSTOPped) peer's connections are aborted within ~1.5 s. */
-export const DEFAULT_PING_INTERVAL_MS = 1000
+/**
+ * Ping interval of the connection monitor (libp2p's default): a hung peer's connections are aborted within about
+ * 15 s. A client finds a hung server it waits on much sooner, by pinging that server only (client liveness.ts); a
+ * 1 s monitor on every connection of every process cost a 3-node swarm on one machine about 20 ping streams a
+ * second, each waking two processes while a node computed.
+ */
+export const DEFAULT_PING_INTERVAL_MS = 10_000
 
 /** Bounds of the DHT's adaptive per-request timeout (kad-dht's networkDialTimeout), ms. */
 export const DHT_REQUEST_MIN_TIMEOUT_MS = 2_000
