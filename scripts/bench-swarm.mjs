@@ -112,6 +112,9 @@ try {
     console.log(`  decode  local ${ld.toFixed(2)} tok/s   swarm ${sd.toFixed(2)} tok/s   ratio swarm/local ${(sd / ld).toFixed(3)}`)
     console.log(`  prefill local ${lp.toFixed(1)} tok/s   swarm ${sp.toFixed(1)} tok/s   ratio swarm/local ${(sp / lp).toFixed(3)}`)
     console.log(`  added per token ${(1000 / sd - 1000 / ld).toFixed(2)} ms, per hop ${((1000 / sd - 1000 / ld) / hops).toFixed(2)} ms (medians of ${o.runs} alternating runs)`)
+    // each swarm run against the local run just before it: the machine's load drifts between runs, less within a pair
+    const paired = swarm[mode].map((r, i) => r.decodeTokensPerSecond / local[i].decodeTokensPerSecond)
+    console.log(`  decode ratio of each run to the local run before it: ${paired.map(x => x.toFixed(3)).join(', ')} (median ${median(paired).toFixed(3)})`)
   }
 } finally {
   stopAll()
