@@ -181,7 +181,7 @@ describe('a block with no server', () => {
   })
   afterAll(async () => { await harness?.cleanup() })
 
-  it('the SDK throws MissingBlocksError naming block 2', async () => {
+  it('the SDK throws MissingBlocksError naming block 2, and refuses a retry policy out of range', async () => {
     const client = await Swarm.connect({ bootstrap: [harness.bootstrap] })
     try {
       const model = await client.model(modelPath)
@@ -189,6 +189,16 @@ describe('a block with no server', () => {
       expect(error).toBeInstanceOf(MissingBlocksError)
       expect((error as MissingBlocksError).missing).toEqual([[2, 3]])
       expect((error as Error).message).toMatch(/no server for block 2\b/)
+      // a retry policy out of range is refused before anything is routed or opened
+      for (const [retry, message] of [
+        [{ probeAfterMs: 0 }, /retry\.probeAfterMs must be a number of ms > 0, got 0/],
+        [{ probeTimeoutMs: Number.NaN }, /retry\.probeTimeoutMs must be a number of ms > 0, got NaN/],
+        [{ noRouteWaitMs: -1 }, /retry\.noRouteWaitMs must be a number of ms >= 0, got -1/],
+        [{ maxReroutes: 1.5 }, /retry\.maxReroutes must be an integer >= 0, got 1\.5/],
+        [{ stepTimeout: 5 }, /unknown retry option stepTimeout/]
+      ] as const) {
+        await expect(model.inferenceSession({ maxLength: 16, retry: retry as object })).rejects.toThrow(message)
+      }
     } finally {
       await client.close()
     }

@@ -91,7 +91,7 @@ export class InferenceSession {
     private readonly options: InferenceSessionOptions
   ) {
     this.maxLength = options.maxLength
-    this.policy = { ...DEFAULT_RETRY_POLICY, ...options.retry }
+    this.policy = validateRetryPolicy({ ...DEFAULT_RETRY_POLICY, ...options.retry })
     this.wireDtype = options.wireDtype ?? 'f32'
     this.log = options.log ?? (() => {})
   }
@@ -256,6 +256,19 @@ export class InferenceSession {
       }
     }
   }
+}
+
+/** a policy's values must be numbers in range: the watchdog's and deadlines' timers take them as they are */
+function validateRetryPolicy (policy: RetryPolicy): RetryPolicy {
+  for (const [key, value] of Object.entries(policy)) {
+    if (!(key in DEFAULT_RETRY_POLICY)) throw new RangeError(`unknown retry option ${key}`)
+    const positive = key === 'probeAfterMs' || key === 'probeTimeoutMs' || key === 'stepTimeoutMs' || key === 'openTimeoutMs'
+    const integer = key === 'maxReroutes'
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (positive && value === 0) || (integer && !Number.isInteger(value))) {
+      throw new RangeError(`retry.${key} must be ${integer ? 'an integer >= 0' : positive ? 'a number of ms > 0' : 'a number of ms >= 0'}, got ${String(value)}`)
+    }
+  }
+  return policy
 }
 
 function concat (chunks: Float32Array[], length: number): Float32Array {
