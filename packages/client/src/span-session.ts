@@ -43,7 +43,7 @@ export class SpanSession {
   /** the server stopped answering pings during a wait (the stream was aborted for it) */
   private hung: PeerUnresponsiveError | undefined
 
-  private constructor (peerId: string, options: SpanSessionOptions, stream: Stream, watchdog?: Watchdog) {
+  private constructor (peerId: string, options: SpanSessionOptions, stream: Stream, watchdog: Watchdog) {
     this.peerId = peerId
     this.start = options.start
     this.end = options.end
@@ -53,12 +53,12 @@ export class SpanSession {
     // a result is never larger than the session's longest step, so a server cannot make us buffer more
     const maxFrameBytes = Math.min(MAX_FRAME_BYTES, options.maxLength * options.dim * 4 + 4096)
     this.lp = lpStream(stream, { maxDataLength: maxFrameBytes, maxBufferSize: 2 * maxFrameBytes })
-    this.watchdog = watchdog ?? new Watchdog(options.probe, peerId, options.probeAfterMs, err => { this.hung = err; this.abort(err) })
+    this.watchdog = watchdog
   }
 
   static async open (host: SwarmHost, peerId: string, options: SpanSessionOptions): Promise<SpanSession> {
-    // the dial and the handshake are waits on the server too: a hung one is found by the watchdog, long before the
-    // open deadline
+    // one watchdog for the session's life, from the dial on: the dial and the handshake are waits on the server too,
+    // and a hung one is found long before the open deadline
     let session: SpanSession | undefined
     let hung: PeerUnresponsiveError | undefined
     const onHung = new AbortController()
