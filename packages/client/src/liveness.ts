@@ -43,14 +43,19 @@ export class PeerProbe {
   }
 }
 
-/** the probe of each client host, so every session of a client shares one */
-const probes = new WeakMap<SwarmHost, PeerProbe>()
+/** the probes of each client host by ping timeout, so every session of a client with the same policy shares one */
+const probes = new WeakMap<SwarmHost, Map<number, PeerProbe>>()
 
 export function probeOf (host: SwarmHost, timeoutMs: number): PeerProbe {
-  let probe = probes.get(host)
-  if (probe === undefined || probe.timeoutMs !== timeoutMs) {
+  let byTimeout = probes.get(host)
+  if (byTimeout === undefined) {
+    byTimeout = new Map()
+    probes.set(host, byTimeout)
+  }
+  let probe = byTimeout.get(timeoutMs)
+  if (probe === undefined) {
     probe = new PeerProbe(host, timeoutMs)
-    probes.set(host, probe)
+    byTimeout.set(timeoutMs, probe)
   }
   return probe
 }
