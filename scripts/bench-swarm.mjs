@@ -12,10 +12,11 @@
 // vocab 32000), written to .cache/bench/ on first use. Nodes serve thirds of the blocks ([0, 3), [3, 5), [5, 8) for 8) with --threads N each;
 // the local run uses --threads N too, so the one node computing at any moment has the threads the local run has.
 // Local: `swarm bench --model M --json`; swarm: `swarm bench --bootstrap B --model M --json` (load time excluded).
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { swarmProcesses } from './swarm-processes.mjs'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const swarmCli = join(root, 'packages/client/dist/cli.js')
@@ -51,22 +52,7 @@ if (o.model === undefined) {
   }
 }
 
-const children = []
-function start (args) {
-  const child = spawn(process.execPath, [nodeCli, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
-  children.push(child)
-  return new Promise((resolveReady, reject) => {
-    let out = ''
-    child.stdout.setEncoding('utf8').on('data', chunk => {
-      out += chunk
-      const line = out.split('\n').find(l => l.startsWith('{"event":"ready"'))
-      if (line !== undefined) resolveReady(JSON.parse(line))
-    })
-    child.once('exit', code => reject(new Error(`${args[0]} exited with ${code}`)))
-  })
-}
-function stopAll () { for (const c of children) c.kill('SIGTERM') }
-process.on('exit', () => { for (const c of children) c.kill('SIGKILL') })
+const { start, stopAll } = swarmProcesses()
 
 function bench (extra) {
   const r = spawnSync(process.execPath, [swarmCli, 'bench', '--model', o.model, '--prompt-tokens', String(o.promptTokens),
