@@ -20,7 +20,6 @@ import { swarmProcesses } from './swarm-processes.mjs'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const swarmCli = join(root, 'packages/client/dist/cli.js')
-const nodeCli = join(root, 'packages/node/dist/cli.js')
 
 const o = { threads: 1, promptTokens: 128, genTokens: 64, runs: 3, push: 'on' }
 const argv = process.argv.slice(2)
@@ -52,7 +51,7 @@ if (o.model === undefined) {
   }
 }
 
-const { start, stopAll } = swarmProcesses()
+const { startSwarm, stopAll } = swarmProcesses()
 
 function bench (extra) {
   const r = spawnSync(process.execPath, [swarmCli, 'bench', '--model', o.model, '--prompt-tokens', String(o.promptTokens),
@@ -64,15 +63,7 @@ function bench (extra) {
 const median = values => { const s = [...values].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] }
 
 try {
-  const dht = await start(['dht', '--json'])
-  const bootstrap = dht.addrs[0]
-  const info = spawnSync(process.execPath, [nodeCli, 'inspect', '--model', o.model, '--json'], { encoding: 'utf8', maxBuffer: 64 << 20 })
-  const nLayers = JSON.parse(info.stdout).config.nLayers
-  const cut = k => Math.round(k * nLayers / 3)
-  const spans = [[0, cut(1)], [cut(1), cut(2)], [cut(2), nLayers]]
-  for (const [a, b] of spans) {
-    await start(['serve', '--model', o.model, '--blocks', `${a}:${b}`, '--bootstrap', bootstrap, '--threads', String(o.threads), '--json'])
-  }
+  const bootstrap = (await startSwarm(o.model, o.threads)).dht.addrs[0]
   // volunteers' nodes run for hours: one discarded run through the swarm (and one local) first, so the nodes' JIT
   // is warm as it is in a long-running swarm; every measured run is a fresh client process, as is every local run
   bench(['--threads', String(o.threads)])

@@ -16,48 +16,44 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import os, { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
 import { swarmProcesses } from './swarm-processes.mjs'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const swarmCli = join(root, 'packages/client/dist/cli.js')
-const nodeCli = join(root, 'packages/node/dist/cli.js')
 
-const o = { model: join(root, '.cache/bench/tinyllama-8l-q8_0.gguf'), threads: 1, seconds: 6, genTokens: 400 }
-const argv = process.argv.slice(2)
-for (let i = 0; i < argv.length; i++) {
-  const a = argv[i]
-  const v = () => { if (argv[i + 1] === undefined) throw new Error(`missing value for ${a}`); return argv[++i] }
-  if (a === '--model') o.model = v()
-  else if (a === '--threads') o.threads = Number(v())
-  else if (a === '--seconds') o.seconds = Number(v())
-  else if (a === '--gen-tokens') o.genTokens = Number(v())
-  else { console.error(`unknown argument ${a}`); process.exit(2) }
+let args
+try {
+  args = parseArgs({ options: { model: { type: 'string' }, threads: { type: 'string' }, seconds: { type: 'string' }, 'gen-tokens': { type: 'string' } } }).values
+} catch (err) {
+  console.error(err.message)
+  process.exit(2)
+}
+const o = {
+  model: args.model ?? join(root, '.cache/bench/tinyllama-8l-q8_0.gguf'),
+  threads: Number(args.threads ?? 1),
+  seconds: Number(args.seconds ?? 6),
+  genTokens: Number(args['gen-tokens'] ?? 400)
 }
 for (const [flag, value] of [['--threads', o.threads], ['--seconds', o.seconds], ['--gen-tokens', o.genTokens]]) {
   if (!Number.isInteger(value) || value < 1) { console.error(`${flag} takes an integer >= 1`); process.exit(2) }
 }
 if (!existsSync(o.model)) { console.error(`no model at ${o.model} (npm run bench:swarm writes the default one)`); process.exit(1) }
 
-const tmp = mkdtempSync(join(tmpdir(), 'sched-swarm-'))
 if (!existsSync('/proc/self/task')) { console.error('this script reads /proc/PID/task/TID/schedstat: Linux only'); process.exit(1) }
+const tmp = mkdtempSync(join(tmpdir(), 'sched-swarm-'))
 
 let client
-const { start } = swarmProcesses({ stderr: 'ignore' })
+const { startSwarm } = swarmProcesses({ stderr: 'ignore' })
 process.on('exit', () => { client?.kill('SIGKILL'); rmSync(tmp, { recursive: true, force: true }) })
 
 const benchArgs = (bootstrap, prompt, gen) => [swarmCli, 'bench', '--bootstrap', bootstrap, '--model', o.model,
   '--prompt-tokens', String(prompt), '--gen-tokens', String(gen), '--json']
 
 const roles = new Map() // pid -> name
-const dht = await start(['dht', '--json'])
+const { dht, nodes } = await startSwarm(o.model, o.threads)
 roles.set(dht.pid, 'dht peer')
-const info = spawnSync(process.execPath, [nodeCli, 'inspect', '--model', o.model, '--json'], { encoding: 'utf8', maxBuffer: 64 << 20 })
-const nLayers = JSON.parse(info.stdout).config.nLayers
-const cut = k => Math.round(k * nLayers / 3)
-for (const [a, b] of [[0, cut(1)], [cut(1), cut(2)], [cut(2), nLayers]]) {
-  const node = await start(['serve', '--model', o.model, '--blocks', `${a}:${b}`, '--bootstrap', dht.addrs[0], '--threads', String(o.threads), '--json'])
-  roles.set(node.pid, `node [${a}, ${b})`)
-}
+for (const node of nodes) roles.set(node.pid, `node [${node.blocks[0]}, ${node.blocks[1]})`)
 // one discarded run warms the nodes, as bench:swarm does
 const warm = spawnSync(process.execPath, benchArgs(dht.addrs[0], 128, 64), { encoding: 'utf8' })
 if (warm.status !== 0) { console.error(`warm-up run failed: ${warm.stderr}`); process.exit(1) }
@@ -92,13 +88,17 @@ const after = snapshot()
 const clientCode = await clientExit
 if (clientCode !== 0) { console.error(`the client failed (exit ${clientCode})`); process.exit(1) }
 const result = JSON.parse(clientOut.trim().split('\n').pop())
-// decode steps of the client (one position each) that began inside the window
-const steps = readFileSync(`${tracePrefix}.${client.pid}`, 'utf8').split('\n').map(l => l.split(' '))
+// the client's decode steps (one position each); the window must lie inside the decode, and its tokens are the steps
+// that began in it
+const decodeSteps = readFileSync(`${tracePrefix}.${client.pid}`, 'utf8').split('\n').map(l => l.split(' '))
   .filter(([, event, , position]) => event === 'client-step' && Number(position) >= 4)
   .map(([t]) => Number(BigInt(t)) / 1e6)
-  .filter(t => t >= before.at && t < after.at)
-if (steps.length < 10) { console.error(`only ${steps.length} decode steps in the window; raise --gen-tokens`); process.exit(1) }
-const tokens = steps.length
+if (decodeSteps.length === 0 || decodeSteps[0] > before.at) {
+  console.error('the decode had not begun when the window opened (the client took over 4 s to load, route and prefill)')
+  process.exit(1)
+}
+if (decodeSteps[decodeSteps.length - 1] < after.at) { console.error('the decode ended inside the window; raise --gen-tokens'); process.exit(1) }
+const tokens = decodeSteps.filter(t => t >= before.at && t < after.at).length
 const windowMs = after.at - before.at
 // the same model in one process, for the gap
 const local = spawnSync(process.execPath, [swarmCli, 'bench', '--model', o.model, '--threads', String(o.threads), '--prompt-tokens', '4',
@@ -116,8 +116,7 @@ for (const row of after.rows) {
   sums.set(row.role, sum)
 }
 const perToken = ms => (ms / tokens).toFixed(2)
-const nodes = [...roles.values()].filter(r => r.startsWith('node'))
-console.log(`${(windowMs / 1000).toFixed(1)} s of a decode through ${nodes.join(' -> ')} (--threads ${o.threads}): ${tokens} tokens, ` +
+console.log(`${(windowMs / 1000).toFixed(1)} s of a decode through ${nodes.map(n => roles.get(n.pid)).join(' -> ')} (--threads ${o.threads}): ${tokens} tokens, ` +
   `${(windowMs / tokens).toFixed(2)} ms each (the whole run: ${result.decodeTokensPerSecond.toFixed(2)} tok/s); figures in ms per token`)
 console.log('process              CPU main thread  waits for a CPU  slices   CPU other threads  their waits')
 let cpu = 0
