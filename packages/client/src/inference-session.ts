@@ -258,14 +258,28 @@ export class InferenceSession {
   }
 }
 
+/**
+ * What each policy value may be: a count (an integer >= 0), a timer's time (ms > 0: the watchdog and the deadlines
+ * need time to pass) or a time that may be 0 (ms >= 0). Every RetryPolicy key must have its rule here.
+ */
+const RETRY_RULES: Record<keyof RetryPolicy, 'count' | 'timer' | 'ms'> = {
+  maxReroutes: 'count',
+  stepTimeoutMs: 'timer',
+  stepTimeoutPerTokenMs: 'ms',
+  openTimeoutMs: 'timer',
+  noRouteWaitMs: 'ms',
+  probeAfterMs: 'timer',
+  probeTimeoutMs: 'timer'
+}
+const RULE_TEXT = { count: 'an integer >= 0', timer: 'a number of ms > 0', ms: 'a number of ms >= 0' }
+
 /** a policy's values must be numbers in range: the watchdog's and deadlines' timers take them as they are */
 function validateRetryPolicy (policy: RetryPolicy): RetryPolicy {
   for (const [key, value] of Object.entries(policy)) {
-    if (!(key in DEFAULT_RETRY_POLICY)) throw new RangeError(`unknown retry option ${key}`)
-    const positive = key === 'probeAfterMs' || key === 'probeTimeoutMs' || key === 'stepTimeoutMs' || key === 'openTimeoutMs'
-    const integer = key === 'maxReroutes'
-    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (positive && value === 0) || (integer && !Number.isInteger(value))) {
-      throw new RangeError(`retry.${key} must be ${integer ? 'an integer >= 0' : positive ? 'a number of ms > 0' : 'a number of ms >= 0'}, got ${String(value)}`)
+    if (!Object.hasOwn(RETRY_RULES, key)) throw new RangeError(`unknown retry option ${key}`)
+    const rule = RETRY_RULES[key as keyof RetryPolicy]
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (rule === 'timer' && value === 0) || (rule === 'count' && !Number.isInteger(value))) {
+      throw new RangeError(`retry.${key} must be ${RULE_TEXT[rule]}, got ${String(value)}`)
     }
   }
   return policy
