@@ -38,6 +38,25 @@ fn round_f16(x: f32) -> f32 {
   return bitcast<f32>((u + 0xfffu + ((u >> 13u) & 1u)) & 0xffffe000u);
 }`
 
+/**
+ * a / b correctly rounded, as the CPU divides. WGSL lets a division be off by 2.5 ULP, and NVIDIA's is: a scale one
+ * ULP off moves values that lie near a rounding boundary to the next integer when they are quantized. So of the
+ * quotient and its neighbours up to 3 ULP away, the one nearest a / b wins, judged by the exact residual a - q b
+ * (fma rounds once).
+ */
+const DIV_RN = /* wgsl */`
+fn div_rn(a: f32, b: f32) -> f32 {
+  let q0 = a / b;
+  var best = q0;
+  var err = abs(fma(-q0, b, a));
+  for (var k = -3; k <= 3; k++) {
+    let c = bitcast<f32>(bitcast<i32>(q0) + k);
+    let e = abs(fma(-c, b, a));
+    if (e < err) { best = c; err = e; }
+  }
+  return best;
+}`
+
 const BYTE_HELPERS = /* wgsl */`
 fn byte_at(i: u32) -> u32 { return (w[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu; }
 fn i8_at(i: u32) -> i32 { return (i32(byte_at(i)) << 24u) >> 24u; }
@@ -312,8 +331,8 @@ export function quantizeShader (kind: 'q8_0' | 'q8_K'): string {
     ? /* wgsl */`
   var amax = 0.0;
   for (var j = 0u; j < 32u; j++) { amax = max(amax, abs(x[base + j])); }
-  xd[b] = round_f16(amax / 127.0);
-  let id = select(0.0, 127.0 / amax, amax != 0.0);
+  xd[b] = round_f16(div_rn(amax, 127.0));
+  let id = select(0.0, div_rn(127.0, amax), amax != 0.0);
   for (var j = 0u; j < 32u; j += 4u) {
     xq[(base + j) >> 2u] = pack4(vec4<i32>(round(vec4<f32>(x[base + j], x[base + j + 1u], x[base + j + 2u], x[base + j + 3u]) * id)));
   }`
@@ -329,12 +348,12 @@ export function quantizeShader (kind: 'q8_0' | 'q8_K'): string {
     for (var j = 0u; j < 256u; j += 4u) { xq[(base + j) >> 2u] = 0u; }
     return;
   }
-  let iscale = -127.0 / mx;
+  let iscale = div_rn(-127.0, mx);
   for (var j = 0u; j < 256u; j += 4u) {
     let v = vec4<f32>(x[base + j], x[base + j + 1u], x[base + j + 2u], x[base + j + 3u]);
     xq[(base + j) >> 2u] = pack4(min(vec4<i32>(127), vec4<i32>(round(iscale * v))));
   }
-  xd[b] = 1.0 / iscale;`
+  xd[b] = div_rn(1.0, iscale);`
   return /* wgsl */`
 struct Params { nBlocks: u32 }
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -342,6 +361,7 @@ struct Params { nBlocks: u32 }
 @group(0) @binding(2) var<storage, read_write> xd: array<f32>;
 @group(0) @binding(3) var<uniform> p: Params;
 ${ROUND_F16}
+${DIV_RN}
 fn pack4(q: vec4<i32>) -> u32 {
   let b = vec4<u32>(bitcast<vec4<u32>>(q) & vec4<u32>(0xffu));
   return b.x | (b.y << 8u) | (b.z << 16u) | (b.w << 24u);
