@@ -40,15 +40,24 @@ export class ComputeError extends Error {
 }
 
 /** a piece of a step aims at this long, and a step hands the event loop back once this long has passed, ms */
-const PIECE_MS = 20
+const PIECE_MS = 50
+/**
+ * a piece holds at least 4 tokens (the matmul kernels' unit) while that takes no longer than this, ms: each piece
+ * streams its block's weights again, and fewer tokens cost the kernels speed
+ */
+const MAX_PIECE_MS = 200
 
 export class Compute {
   /** busy time computing since start, ms (for the load figure) */
   busyMs = 0
   private readonly caches = new Map<string, KvCache>()
   private queue: Promise<unknown> = Promise.resolve()
-  /** measured ms of one token through one block, which sizes the pieces of a step */
-  private tokenBlockMs: number | undefined
+  /**
+   * measured ms of one token through one block, which sizes the pieces of a step: in a piece of several tokens, and
+   * in a piece of one (a matvec, which costs several times more per token: a decode step's would size a prefill's
+   * pieces far too small, one token each on a slow CPU)
+   */
+  private tokenBlockMs: { several?: number, one?: number } = {}
   /** stop() was called: a step in pieces ends at its next piece, later requests fail */
   private stopped = false
   /** requests queued or running */
@@ -131,10 +140,12 @@ export class Compute {
   /** a step on the host ops in pieces of about PIECE_MS, handing the event loop back every PIECE_MS */
   private async forwardYielding (cache: KvCache, hidden: Float32Array, T: number, range: { start: number, end: number }): Promise<Float32Array> {
     const chunkTokens = (): number => {
-      if (this.tokenBlockMs === undefined) return 4
-      const n = Math.floor(PIECE_MS / this.tokenBlockMs)
-      // whole groups of 4 tokens where a piece holds several (the matmul kernels take tokens 4 at a time)
-      return n >= 8 ? n - n % 4 : Math.max(1, n)
+      const perToken = this.tokenBlockMs.several ?? this.tokenBlockMs.one
+      if (perToken === undefined) return 4
+      const n = Math.floor(PIECE_MS / perToken)
+      // whole groups of 4 tokens (the matmul kernels take tokens 4 at a time)
+      if (n >= 4) return n - n % 4
+      return 4 * perToken <= MAX_PIECE_MS ? 4 : Math.max(1, n)
     }
     const pieces = this.stack.forwardInPieces(cache, hidden, T, range, chunkTokens)
     for (;;) {
@@ -142,7 +153,7 @@ export class Compute {
       const piece = pieces.next()
       if (piece.done === true) return piece.value
       const now = performance.now()
-      this.tokenBlockMs = Math.max(1e-3, (now - started) / piece.value)
+      this.tokenBlockMs[piece.value > 1 ? 'several' : 'one'] = Math.max(1e-3, (now - started) / piece.value)
       if (now - this.lastYield >= PIECE_MS) {
         await new Promise(resolve => setImmediate(resolve))
         this.lastYield = performance.now()
