@@ -1,0 +1,23 @@
+#!/bin/bash
+# WebGPU on this machine's own GPU (never lavapipe): the adapter, the WebGPU conformance and whole-model tests, the
+# kernel figures (bench-webgpu.mjs), then `swarm bench --backend webgpu` on the TinyLlama-shaped random model for each
+# weight dtype given (default: q8_0 q4_0 f16 f32), made with `swarm make-model` in a temp dir. Build first.
+#
+#   bash scripts/webgpu-check.sh [DTYPE ...]
+set -u
+cd "$(dirname "$0")/.."
+export SWARM_WEBGPU_LAVAPIPE=0
+dtypes=("$@"); [ ${#dtypes[@]} -eq 0 ] && dtypes=(q8_0 q4_0 f16 f32)
+echo "== adapter"
+node -e "import('./packages/kernels/dist/index.js').then(async k => { const e = await k.createWebGpuExecutor(); console.log(e.name) })" || exit 1
+echo "== conformance and whole-model tests (packages/kernels/src/webgpu)"
+node node_modules/vitest/vitest.mjs run packages/kernels/src/webgpu || echo "the WebGPU tests FAILED"
+echo "== kernel figures"
+node scripts/bench-webgpu.mjs
+dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
+for d in "${dtypes[@]}"; do
+  echo "== swarm bench --backend webgpu, tinyllama-8l $d"
+  node packages/client/dist/cli.js make-model --preset tinyllama-8l --dtype "$d" --out "$dir/m.gguf" > /dev/null &&
+    node packages/client/dist/cli.js bench --model "$dir/m.gguf" --backend webgpu --prompt-tokens 128 --gen-tokens 64
+  rm -f "$dir/m.gguf"
+done
