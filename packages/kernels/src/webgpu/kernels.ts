@@ -57,6 +57,12 @@ export class GpuKernels {
   private readonly ids = new WeakMap<object, number>()
   private nextId = 1
   private readonly bindGroups = new Map<string, GPUBindGroup>()
+  /**
+   * the last bind group of each parameter slot and what it binds: a step's dispatches recur in the same order every
+   * decode step, so most lookups compare a few references instead of building the string key (a third of a step's
+   * encoding time before)
+   */
+  private readonly slots = new Map<number, { pipeline: GPUComputePipeline, regions: GpuRegion[], params: GPUBuffer, size: number, group: GPUBindGroup }>()
   private readonly layouts = new WeakMap<GPUComputePipeline, GPUBindGroupLayout>()
   private params: GPUBuffer | undefined
 
@@ -135,12 +141,23 @@ export class GpuKernels {
       while (size < bytes) size *= 2
       this.params = this.device.createBuffer({ size, usage: UNIFORM_USAGE, label: 'kernel parameters' })
       this.bindGroups.clear()
+      this.slots.clear()
     }
     return this.params
   }
 
   /** the bind group of `regions` (bindings 0..n-1) and parameter slot `offset` of `params` (binding n) */
   bindGroup (pipeline: GPUComputePipeline, regions: GpuRegion[], params: GPUBuffer, offset: number, size: number): GPUBindGroup {
+    const last = this.slots.get(offset)
+    if (last !== undefined && last.pipeline === pipeline && last.params === params && last.size === size && sameRegions(last.regions, regions)) {
+      return last.group
+    }
+    const group = this.keyedBindGroup(pipeline, regions, params, offset, size)
+    this.slots.set(offset, { pipeline, regions: regions.map(r => ({ buffer: r.buffer, offset: r.offset, size: r.size })), params, size, group })
+    return group
+  }
+
+  private keyedBindGroup (pipeline: GPUComputePipeline, regions: GpuRegion[], params: GPUBuffer, offset: number, size: number): GPUBindGroup {
     const key = `${this.id(pipeline)}|${regions.map(r => `${this.id(r.buffer)}:${r.offset ?? ''}:${r.size ?? ''}`).join('|')}|${this.id(params)}:${offset}:${size}`
     let group = this.bindGroups.get(key)
     if (group === undefined) {
@@ -158,11 +175,22 @@ export class GpuKernels {
       entries.push({ binding: regions.length, resource: { buffer: params, offset, size } })
       group = this.device.createBindGroup({ layout, entries })
       // bounded: groups of closed sessions' caches are never asked for again
-      if (this.bindGroups.size >= MAX_CACHED_BIND_GROUPS) this.bindGroups.clear()
+      if (this.bindGroups.size >= MAX_CACHED_BIND_GROUPS) {
+        this.bindGroups.clear()
+        this.slots.clear()
+      }
       this.bindGroups.set(key, group)
     }
     return group
   }
+}
+
+function sameRegions (a: GpuRegion[], b: GpuRegion[]): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) {
+    if (a[i].buffer !== b[i].buffer || a[i].offset !== b[i].offset || a[i].size !== b[i].size) return false
+  }
+  return true
 }
 
 interface Dispatch {
