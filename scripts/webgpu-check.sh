@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 export SWARM_WEBGPU_LAVAPIPE=0
 dtypes=("$@"); [ ${#dtypes[@]} -eq 0 ] && dtypes=(q8_0 q4_0 f16 f32)
 echo "== adapter"
-node -e "import('./packages/kernels/dist/index.js').then(async k => { const e = await k.createWebGpuExecutor(); console.log(e.name) })" || exit 1
+node -e "import('./packages/kernels/dist/index.js').then(async k => { const e = await k.createWebGpuExecutor(); console.log(e.name) })
+  .catch(err => { console.error('no GPU adapter (this script never uses lavapipe; npm test checks WebGPU on it): ' + err.message); process.exit(1) })" || exit 1
 echo "== conformance and whole-model tests (packages/kernels/src/webgpu)"
 node node_modules/vitest/vitest.mjs run packages/kernels/src/webgpu || echo "the WebGPU tests FAILED"
 echo "== kernel figures"
